@@ -1,0 +1,3 @@
+"""CLI commands of this area (registered by genline.cli)."""
+
+COMMANDS: list = []

@@ -1,0 +1,34 @@
+"""Names every part of genline agrees on: tensor names, model-directory files, the served model.
+
+Defined once here; export code, Triton configs, clients, components and tests import them.
+"""
+
+from __future__ import annotations
+
+# --- the generator graph (ONNX and Triton) ------------------------------------------------------
+INPUT_LABEL = "label"  # INT64 [B]           class index in 0..num_classes-1
+INPUT_Z = "z"  # FP32 [B, latent_dim]        standard-normal noise
+OUTPUT_IMAGE = "image"  # FP32 [B, C, H, W]  pixel values in [0, 1]
+
+# --- the evaluator graph (used for metrics, prediction logging and drift features) -------------
+EVAL_INPUT = "image"  # FP32 [B, C, H, W]
+EVAL_LOGITS = "logits"  # FP32 [B, num_classes]
+EVAL_FEATURES = "features"  # FP32 [B, feature_dim] penultimate layer
+
+ONNX_OPSET = 17
+
+# --- the served model ----------------------------------------------------------------------------
+MODEL_NAME = "genline_generator"
+
+# --- files in a model directory (`genline train --out DIR`) --------------------------------------
+CHECKPOINT = "checkpoint.pt"  # generator weights + config + dataset fingerprint + metrics
+METRICS = "metrics.json"  # fd, fd_real, fd_ratio, conditional_accuracy, evaluator_accuracy, ...
+GATE = "gate.json"  # {"passed": bool, "reasons": [str, ...], ...}
+ONNX_FP32 = "model.onnx"  # the portable source of truth for serving
+ONNX_INT8 = "model.int8.onnx"  # static QDQ variant, present only when measured
+EVALUATOR_CHECKPOINT = "evaluator.pt"
+EVALUATOR_ONNX = "evaluator.onnx"
+EXPORT_REPORT = "export.json"  # parity, int8 decision, sha256 of every exported file, shapes
+SAMPLES_PNG = "samples.png"  # one row per label
+LOSS_PNG = "loss.png"
+DATASET_INFO = "dataset.json"  # fingerprint, classes, counts of the data the model was trained on

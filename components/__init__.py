@@ -1,0 +1,1 @@
+"""Kubeflow Pipelines v2 components of genline: thin adapters over one core function each."""

@@ -1,3 +1,180 @@
-"""CLI commands of this area (registered by genline.cli)."""
+"""`genline train | evaluate | export | sample`: adapters over genline.workflow and friends."""
 
-COMMANDS: list = []
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import click
+
+DATA_HELP = "Built-in digits if omitted; else a folder with one subfolder per class, or an .npz."
+
+
+def _data_cfg(image_size: int, channels: int):
+    from genline.data import DataConfig
+
+    return DataConfig(image_size=image_size, channels=channels)
+
+
+def _load(data: str | None, image_size: int, channels: int):
+    from genline.data import DataError, load_dataset
+
+    try:
+        return load_dataset(data, _data_cfg(image_size, channels))
+    except DataError as exc:
+        raise click.UsageError(f"bad data: {exc}") from exc
+
+
+def _fmt(v: Any) -> str:
+    return f"{v:.4f}" if isinstance(v, float) else str(v)
+
+
+def print_metrics(metrics: dict[str, Any], gate: dict[str, Any] | None = None) -> None:
+    keys = ("fd", "fd_real", "fd_ratio", "conditional_accuracy", "evaluator_accuracy",
+            "conditional_accuracy_ratio", "diversity_ratio", "nn_distance_ratio", "num_samples")
+    width = max(len(k) for k in keys)
+    click.echo("metric".ljust(width) + "  value")
+    for k in keys:
+        if k in metrics:
+            click.echo(f"{k.ljust(width)}  {_fmt(metrics[k])}")
+    if gate is not None:
+        verdict = "PASSED" if gate["passed"] else "FAILED"
+        click.echo(f"gate: {verdict}")
+        for r in gate.get("reasons", []):
+            click.echo(f"  - {r}")
+
+
+image_opts = [
+    click.option("--image-size", default=8, show_default=True, help="Images are resized to SxS."),
+    click.option("--channels", default=1, show_default=True, type=click.Choice(["1", "3"]),
+                 callback=lambda c, p, v: int(v)),
+]
+
+
+def with_image_opts(f):
+    for opt in reversed(image_opts):
+        f = opt(f)
+    return f
+
+
+@click.command("train")
+@click.option("--data", default=None, help=DATA_HELP)
+@click.option("--preset", "preset_name", default="default", show_default=True,
+              type=click.Choice(["ci", "default"]))
+@click.option("--init-from", type=click.Path(exists=True, file_okay=False), default=None,
+              help="Model directory to fine-tune from.")
+@click.option("--champion", type=click.Path(exists=True, file_okay=False), default=None,
+              help="Serving model directory the new model must not be worse than.")
+@click.option("--max-seconds", type=float, default=None, help="Override the preset's time cap.")
+@click.option("--seed", type=int, default=None)
+@click.option("--no-int8", is_flag=True, help="Skip measuring the INT8 variant.")
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False))
+@with_image_opts
+def train_cmd(data, preset_name, init_from, champion, max_seconds, seed, no_int8, out_dir,
+              image_size, channels):
+    """Train a generator, score it, gate it and export it into OUT.
+
+    Exits 1 when the quality gate fails (after writing metrics.json and gate.json).
+    """
+    from genline import contract
+    from genline.export import ExportConfig
+    from genline.fsutil import read_json
+    from genline.train import preset
+    from genline.workflow import run_training
+
+    ds = _load(data, image_size, channels)
+    overrides = {k: v for k, v in (("max_seconds", max_seconds), ("seed", seed)) if v is not None}
+    click.echo(f"data: {ds.source}  rows={len(ds)}  classes={ds.num_classes}  "
+               f"shape={ds.image_shape}  fingerprint={ds.fingerprint[:16]}")
+    try:
+        result = run_training(ds, preset_name, out_dir, init_from=init_from, champion=champion,
+                              train_cfg=preset(preset_name, **overrides),
+                              export_cfg=ExportConfig(try_int8=not no_int8))
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from exc
+    out = Path(out_dir)
+    print_metrics(result.metrics, read_json(out / contract.GATE))
+    int8 = result.export.get("int8", {})
+    click.echo(f"int8: {'adopted' if int8.get('adopted') else 'not adopted'}"
+               + "".join(f"\n  - {r}" for r in int8.get("reasons", [])))
+    for name in (contract.CHECKPOINT, contract.METRICS, contract.GATE, contract.ONNX_FP32,
+                 contract.SAMPLES_PNG, contract.LOSS_PNG):
+        click.echo(f"wrote {out / name}")
+    if not result.gate_passed:
+        raise SystemExit(1)
+
+
+@click.command("evaluate")
+@click.option("--model", "model_dir", required=True, type=click.Path(exists=True, file_okay=False))
+@click.option("--champion", type=click.Path(exists=True, file_okay=False), default=None)
+@click.option("--data", default=None, help=DATA_HELP)
+@with_image_opts
+def evaluate_cmd(model_dir, champion, data, image_size, channels):
+    """Score a model directory and apply the quality gate (exit 1 if it fails)."""
+    from genline.evaluate import evaluate_model_dir
+
+    ds = _load(data, image_size, channels)
+    metrics, gate = evaluate_model_dir(model_dir, ds, champion_dir=champion)
+    print_metrics(metrics, gate.to_json())
+    if not gate.passed:
+        raise SystemExit(1)
+
+
+@click.command("export")
+@click.option("--model", "model_dir", required=True, type=click.Path(exists=True, file_okay=False))
+@click.option("--data", default=None, help=DATA_HELP + " Used to score the INT8 variant.")
+@click.option("--no-int8", is_flag=True)
+@with_image_opts
+def export_cmd(model_dir, data, no_int8, image_size, channels):
+    """Export a model directory's checkpoint to ONNX (parity-checked) and decide on INT8."""
+    from genline.export import ExportConfig, ExportError, export_model_dir
+
+    ds = None if no_int8 else _load(data, image_size, channels)
+    try:
+        report = export_model_dir(model_dir, ds, ExportConfig(try_int8=not no_int8))
+    except ExportError as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(json.dumps({k: report[k] for k in ("parity", "int8", "serving_variant", "files")},
+                          indent=2))
+
+
+@click.command("sample")
+@click.option("--model", "model_dir", required=True, type=click.Path(exists=True, file_okay=False))
+@click.option("--label", type=int, default=None, help="One label; all labels if omitted.")
+@click.option("-n", "count", type=int, default=16, show_default=True,
+              help="Samples (per label when --label is omitted).")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--out", "out_path", required=True, type=click.Path(dir_okay=False))
+def sample_cmd(model_dir, label, count, seed, out_path):
+    """Write a grid of samples from a model directory's ONNX graph (torch if not exported)."""
+    import numpy as np
+
+    from genline import contract
+    from genline.export import onnx_sample_fn, ort_session, save_grid
+    from genline.model import load_generator
+
+    model_dir = Path(model_dir)
+    model, _ = load_generator(model_dir / contract.CHECKPOINT)
+    k, d = model.cfg.num_classes, model.cfg.latent_dim
+    if label is not None and not 0 <= label < k:
+        raise click.BadParameter(f"label {label} outside 0-{k - 1}", param_hint="--label")
+    if count < 1:
+        raise click.BadParameter("must be at least 1", param_hint="-n")
+    onnx_path = model_dir / contract.ONNX_FP32
+    if onnx_path.exists():
+        fn = onnx_sample_fn(ort_session(onnx_path))
+    else:
+        from genline.evaluate import torch_sample_fn
+
+        fn = torch_sample_fn(model)
+    if label is not None:  # count samples of one label, 8 a row
+        labels, rows = np.full(count, label, np.int64), int(np.ceil(count / 8))
+    else:  # one row per label, count samples each
+        labels, rows = np.repeat(np.arange(k), count).astype(np.int64), k
+    z = np.random.default_rng(seed).standard_normal((len(labels), d)).astype(np.float32)
+    path = save_grid(fn(labels, z), rows, out_path)
+    click.echo(f"wrote {path}")
+
+
+COMMANDS = [train_cmd, evaluate_cmd, export_cmd, sample_cmd]

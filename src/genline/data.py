@@ -1,0 +1,385 @@
+"""Datasets: the built-in UCI digits, user image folders and .npz files, validated and split.
+
+Every dataset is held as `images` (N, C, H, W) float32 in [0, 1] and `labels` (N,) int64 indexing
+`classes`. Its fingerprint is a sha256 over canonical bytes (rows sorted by content), so it does not
+depend on file order. Splits are decided per image by a hash of its content: stable under
+reordering and appends, and identical images always land in the same split.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
+MIN_IMAGES_PER_CLASS = 5
+VAL_FRACTION = 0.1
+TEST_FRACTION = 0.2
+
+
+class DataError(ValueError):
+    """Input data that genline refuses, with a message naming the file, row or class at fault."""
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """How images are brought to one shape.
+
+    Attributes:
+        image_size: side length H = W after resizing.
+        channels: 1 (grayscale) or 3 (RGB).
+    """
+
+    image_size: int = 8
+    channels: int = 1
+
+    def __post_init__(self) -> None:
+        if not 4 <= self.image_size <= 256:
+            raise DataError(f"image_size {self.image_size} outside 4-256")
+        if self.channels not in (1, 3):
+            raise DataError(f"channels must be 1 or 3, got {self.channels}")
+
+
+@dataclass(frozen=True, eq=False)
+class Dataset:
+    """Images and labels in genline's canonical form.
+
+    Attributes:
+        images: (N, C, H, W) float32 in [0, 1].
+        labels: (N,) int64 in 0..len(classes)-1.
+        classes: class names; label i means classes[i].
+        source: where it came from (for messages and lineage).
+    """
+
+    images: np.ndarray
+    labels: np.ndarray
+    classes: tuple[str, ...]
+    source: str = ""
+    _fingerprint: list = field(default_factory=list, repr=False, compare=False)
+
+    def __len__(self) -> int:
+        return int(self.labels.shape[0])
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.classes)
+
+    @property
+    def image_shape(self) -> tuple[int, int, int]:
+        return tuple(int(s) for s in self.images.shape[1:])  # type: ignore[return-value]
+
+    def class_counts(self) -> dict[str, int]:
+        counts = np.bincount(self.labels, minlength=self.num_classes)
+        return {name: int(c) for name, c in zip(self.classes, counts, strict=True)}
+
+    @property
+    def fingerprint(self) -> str:
+        """sha256 over the classes, shape and the rows in canonical (content-sorted) order."""
+        if not self._fingerprint:
+            order = canonical_order(self.images, self.labels)
+            h = hashlib.sha256()
+            h.update(json.dumps({"classes": list(self.classes),
+                                 "shape": list(self.images.shape)}).encode())
+            h.update(np.ascontiguousarray(self.images[order], dtype="<f4").tobytes())
+            h.update(np.ascontiguousarray(self.labels[order], dtype="<i8").tobytes())
+            self._fingerprint.append(h.hexdigest())
+        return self._fingerprint[0]
+
+    def subset(self, index: np.ndarray, source: str | None = None) -> Dataset:
+        return Dataset(self.images[index], self.labels[index], self.classes,
+                       source if source is not None else self.source)
+
+    def info(self) -> dict:
+        """JSON-able summary that travels into every artifact made from this dataset."""
+        return {
+            "fingerprint": self.fingerprint,
+            "num_rows": len(self),
+            "classes": list(self.classes),
+            "class_counts": self.class_counts(),
+            "image_shape": list(self.image_shape),
+            "source": self.source,
+        }
+
+
+@dataclass(frozen=True)
+class Splits:
+    train: Dataset
+    val: Dataset
+    test: Dataset
+
+
+# --- hashing and splitting --------------------------------------------------------------------
+
+
+def row_hashes(images: np.ndarray) -> list[bytes]:
+    """sha256 digest of each image's canonical float32 bytes."""
+    flat = np.ascontiguousarray(images, dtype="<f4").reshape(len(images), -1)
+    return [hashlib.sha256(row.tobytes()).digest() for row in flat]
+
+
+def canonical_order(images: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """Row order sorted by (image hash, label): independent of input order."""
+    hashes = row_hashes(images)
+    return np.array(sorted(range(len(hashes)), key=lambda i: (hashes[i], int(labels[i]))),
+                    dtype=np.int64)
+
+
+def split(ds: Dataset, val_fraction: float = VAL_FRACTION,
+          test_fraction: float = TEST_FRACTION) -> Splits:
+    """Split by a hash of each image's content.
+
+    Raises:
+        DataError: if a class ends up with no training or no test image.
+    """
+    u = np.array([int.from_bytes(h[:8], "big") / 2**64 for h in row_hashes(ds.images)])
+    test = u < test_fraction
+    val = (u >= test_fraction) & (u < test_fraction + val_fraction)
+    train = ~(test | val)
+    for k, name in enumerate(ds.classes):
+        in_class = ds.labels == k
+        for part, mask in (("train", train), ("test", test)):
+            if not np.any(in_class & mask):
+                raise DataError(
+                    f"class {name!r} has {int(in_class.sum())} images in {ds.source or 'dataset'}"
+                    f"; the content-hash split put none into {part}: add more images of it")
+    return Splits(ds.subset(np.flatnonzero(train), f"{ds.source}#train"),
+                  ds.subset(np.flatnonzero(val), f"{ds.source}#val"),
+                  ds.subset(np.flatnonzero(test), f"{ds.source}#test"))
+
+
+# --- validation ---------------------------------------------------------------------------------
+
+
+def check_arrays(images: np.ndarray, labels: np.ndarray, classes: Sequence[str],
+                 where: str) -> None:
+    """Raise DataError naming the first problem with (N,C,H,W) images and (N,) labels."""
+    if images.ndim != 4:
+        raise DataError(f"{where}: images must be (N, C, H, W), got shape {images.shape}")
+    n = images.shape[0]
+    if n == 0:
+        raise DataError(f"{where}: the dataset is empty")
+    if labels.ndim != 1 or labels.shape[0] != n:
+        raise DataError(f"{where}: labels must be ({n},) to match the images, got {labels.shape}")
+    if not np.issubdtype(labels.dtype, np.integer):
+        raise DataError(f"{where}: labels must be integers, got dtype {labels.dtype}")
+    if not np.issubdtype(images.dtype, np.floating):
+        raise DataError(f"{where}: images must be float here, got dtype {images.dtype}")
+    finite = np.isfinite(images.reshape(n, -1)).all(axis=1)
+    if not finite.all():
+        raise DataError(f"{where}: row {int(np.flatnonzero(~finite)[0])} contains NaN or Inf")
+    flat = images.reshape(n, -1)
+    bad = (flat.min(axis=1) < 0.0) | (flat.max(axis=1) > 1.0)
+    if bad.any():
+        row = int(np.flatnonzero(bad)[0])
+        raise DataError(f"{where}: row {row} has values in [{flat[row].min():g}, "
+                        f"{flat[row].max():g}], outside the declared range [0, 1]")
+    bad_label = (labels < 0) | (labels >= len(classes))
+    if bad_label.any():
+        row = int(np.flatnonzero(bad_label)[0])
+        raise DataError(f"{where}: label {int(labels[row])} at row {row} outside "
+                        f"0-{len(classes) - 1}")
+    present = np.unique(labels)
+    if len(present) < 2:
+        raise DataError(f"{where}: needs at least two classes, found {len(present)}")
+    counts = np.bincount(labels, minlength=len(classes))
+    for k, name in enumerate(classes):
+        if counts[k] < MIN_IMAGES_PER_CLASS:
+            raise DataError(f"{where}: class {name!r} has {int(counts[k])} images, fewer than "
+                            f"the {MIN_IMAGES_PER_CLASS} needed to split it")
+
+
+def make_dataset(images: np.ndarray, labels: np.ndarray, classes: Sequence[str],
+                 source: str) -> Dataset:
+    """Validate and wrap arrays already in canonical form."""
+    labels = np.asarray(labels)
+    check_arrays(images, labels, classes, source)
+    return Dataset(np.ascontiguousarray(images, dtype=np.float32),
+                   labels.astype(np.int64), tuple(str(c) for c in classes), source)
+
+
+# --- resizing -----------------------------------------------------------------------------------
+
+
+def _resize(images: np.ndarray, cfg: DataConfig) -> np.ndarray:
+    """(N, C, h, w) float in [0,1] -> (N, cfg.channels, S, S), channels converted by luminance."""
+    from PIL import Image
+
+    n, c, h, w = images.shape
+    if c == 3 and cfg.channels == 1:
+        images = (images * np.array([0.299, 0.587, 0.114], np.float32)[None, :, None, None]).sum(
+            axis=1, keepdims=True)
+    elif c == 1 and cfg.channels == 3:
+        images = np.repeat(images, 3, axis=1)
+    elif c not in (1, 3):
+        raise DataError(f"images have {c} channels; genline reads 1 (gray) or 3 (RGB)")
+    s = cfg.image_size
+    if (h, w) == (s, s):
+        return np.clip(images.astype(np.float32), 0.0, 1.0)
+    out = np.empty((n, cfg.channels, s, s), np.float32)
+    for i in range(n):
+        for ch in range(cfg.channels):
+            img = Image.fromarray(images[i, ch].astype(np.float32), mode="F")
+            out[i, ch] = np.asarray(img.resize((s, s), Image.Resampling.BOX), np.float32)
+    return np.clip(out, 0.0, 1.0)
+
+
+# --- loaders ------------------------------------------------------------------------------------
+
+
+def load_builtin(cfg: DataConfig = DataConfig()) -> Dataset:
+    """The UCI handwritten digits shipped in scikit-learn: 1,797 images, values 0-16, 10 classes."""
+    from sklearn.datasets import load_digits
+
+    digits = load_digits()
+    images = (digits.images.astype(np.float32) / 16.0)[:, None]  # (N, 1, 8, 8)
+    images = _resize(images, cfg)
+    return make_dataset(images, digits.target, [str(d) for d in range(10)], "builtin:uci-digits")
+
+
+def load_image_folder(path: str | Path, cfg: DataConfig = DataConfig()) -> Dataset:
+    """A folder with one subfolder per class of PNG/JPEG images (any size, gray or RGB).
+
+    Raises:
+        DataError: empty folder, a class without images, a zero-byte, truncated or non-image file.
+    """
+    from PIL import Image, UnidentifiedImageError
+
+    root = Path(path)
+    if not root.is_dir():
+        raise DataError(f"{root}: not a directory")
+    class_dirs = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    if not class_dirs:
+        stray = [p.name for p in root.iterdir() if not p.name.startswith(".")]
+        found = f"; found files {stray[:3]}" if stray else ", the folder is empty"
+        raise DataError(f"{root}: no class subfolders found (expected one subfolder per class"
+                        f"{found})")
+    mode = "L" if cfg.channels == 1 else "RGB"
+    images, labels = [], []
+    for k, cdir in enumerate(class_dirs):
+        files = sorted(p for p in cdir.iterdir() if p.is_file() and not p.name.startswith("."))
+        if not files:
+            raise DataError(f"{cdir}: class folder has no images")
+        for f in files:
+            if f.suffix.lower() not in IMAGE_SUFFIXES:
+                raise DataError(f"{f}: not an image file (accepted: {', '.join(IMAGE_SUFFIXES)})")
+            if f.stat().st_size == 0:
+                raise DataError(f"{f}: zero-byte file")
+            try:
+                with Image.open(f) as im:
+                    im.load()
+                    arr = np.asarray(im.convert(mode), np.float32) / 255.0
+            except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+                raise DataError(f"{f}: cannot be read as an image ({exc})") from exc
+            arr = arr[None] if arr.ndim == 2 else arr.transpose(2, 0, 1)  # (C, h, w)
+            images.append(_resize(arr[None], cfg)[0])
+            labels.append(k)
+    return make_dataset(np.stack(images), np.array(labels), [d.name for d in class_dirs],
+                        f"folder:{root}")
+
+
+def load_npz(path: str | Path, cfg: DataConfig | None = None) -> Dataset:
+    """An .npz with `images` (N,H,W) or (N,C,H,W) and integer `labels` (N,), optional `classes`.
+
+    Integer images are read as 0-255; float images must already be in [0, 1]. With `cfg=None`
+    the images keep their stored size and channels (as written by `save_npz`).
+    """
+    p = Path(path)
+    if not p.is_file():
+        raise DataError(f"{p}: no such file")
+    try:
+        with np.load(p, allow_pickle=False) as npz:
+            keys = set(npz.files)
+            if "images" not in keys:
+                raise DataError(f"{p}: missing array 'images' (found {sorted(keys)})")
+            if "labels" not in keys:
+                raise DataError(f"{p}: missing array 'labels' (found {sorted(keys)})")
+            images, labels = npz["images"], npz["labels"]
+            classes = [str(c) for c in npz["classes"]] if "classes" in keys else None
+    except DataError:
+        raise
+    except Exception as exc:  # zipfile.BadZipFile, ValueError on pickled arrays, OSError
+        raise DataError(f"{p}: cannot be read as .npz ({exc})") from exc
+    where = f"npz:{p}"
+    if images.ndim == 3:
+        images = images[:, None]
+    if images.ndim != 4:
+        raise DataError(f"{where}: images must be (N,H,W) or (N,C,H,W), got {images.shape}")
+    if labels.ndim != 1 or labels.shape[0] != images.shape[0]:
+        raise DataError(f"{where}: labels must have shape ({images.shape[0]},), got {labels.shape}")
+    if not np.issubdtype(labels.dtype, np.integer):
+        raise DataError(f"{where}: labels must be integers, got dtype {labels.dtype}")
+    if np.issubdtype(images.dtype, np.integer):
+        if images.size and (images.min() < 0 or images.max() > 255):
+            raise DataError(f"{where}: integer images must be in 0-255, "
+                            f"got {images.min()}-{images.max()}")
+        images = images.astype(np.float32) / 255.0
+    elif np.issubdtype(images.dtype, np.floating):
+        images = images.astype(np.float32)
+    else:
+        raise DataError(f"{where}: images have unsupported dtype {images.dtype}")
+    if classes is None:
+        n_cls = int(labels.max()) + 1 if labels.size else 0
+        classes = [str(k) for k in range(n_cls)]
+    check_arrays(images, labels, classes, where)  # NaN/range before resizing hides them
+    if cfg is not None:
+        images = _resize(images, cfg)
+    return make_dataset(images, labels, classes, where)
+
+
+def load_dataset(path: str | Path | None = None, cfg: DataConfig = DataConfig()) -> Dataset:
+    """None: built-in digits; a directory: image folder; a .npz file: arrays."""
+    if path is None or str(path) in ("", "builtin"):
+        return load_builtin(cfg)
+    p = Path(path)
+    if p.is_dir():
+        return load_image_folder(p, cfg)
+    if p.suffix == ".npz":
+        return load_npz(p, cfg)
+    if not p.exists():
+        raise DataError(f"{p}: no such file or directory")
+    raise DataError(f"{p}: expected a folder with one subfolder per class or an .npz file")
+
+
+def save_npz(ds: Dataset, path: str | Path) -> Path:
+    """Write the dataset in canonical row order, atomically (temp file + fsync + rename)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    order = canonical_order(ds.images, ds.labels)
+    buf = io.BytesIO()
+    np.savez(buf, images=ds.images[order].astype(np.float32), labels=ds.labels[order],
+             classes=np.array(ds.classes, dtype=str))
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(buf.getvalue())
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def concat(datasets: Sequence[Dataset], source: str = "concat") -> Dataset:
+    """Union of datasets with the same classes and image shape."""
+    if not datasets:
+        raise DataError("concat needs at least one dataset")
+    first = datasets[0]
+    for d in datasets[1:]:
+        if d.classes != first.classes:
+            raise DataError(f"{d.source}: classes {list(d.classes)} differ from "
+                            f"{list(first.classes)} of {first.source}")
+        if d.image_shape != first.image_shape:
+            raise DataError(f"{d.source}: image shape {d.image_shape} differs from "
+                            f"{first.image_shape} of {first.source}")
+    return Dataset(np.concatenate([d.images for d in datasets]),
+                   np.concatenate([d.labels for d in datasets]), first.classes, source)

@@ -1,0 +1,312 @@
+"""ONNX export with a parity check, the INT8 decision, and sample grids.
+
+The generator's whole sampler (fixed midpoint steps, guidance inside the graph) is exported as
+one graph with the legacy TorchScript-based exporter (`dynamo=False`), which unrolls the loop.
+INT8 (static QDQ, per channel) is measured against FP32 and adopted only when it pays off.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from genline import contract
+from genline.fsutil import atomic_write_json, sha256_file
+
+PARITY_SAMPLES = 256
+PARITY_TOLERANCE = 1e-4
+INT8_MIN_SPEEDUP = 1.3
+INT8_MAX_METRIC_CHANGE = 0.05
+
+
+class ExportError(RuntimeError):
+    """The exported graph is invalid or disagrees with the torch model."""
+
+
+@dataclass(frozen=True)
+class ExportConfig:
+    opset: int = contract.ONNX_OPSET
+    parity_samples: int = PARITY_SAMPLES
+    parity_tolerance: float = PARITY_TOLERANCE
+    try_int8: bool = True
+    seed: int = 0
+
+
+def ort_session(path: str | Path, threads: int = 1):
+    """An ONNX Runtime CPU session with `threads` intra-op threads and spinning off."""
+    import onnxruntime as ort
+
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = threads
+    so.inter_op_num_threads = 1
+    so.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    so.log_severity_level = 3
+    return ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
+
+
+def onnx_sample_fn(session) -> Any:
+    def fn(labels: np.ndarray, z: np.ndarray) -> np.ndarray:
+        outs = [session.run([contract.OUTPUT_IMAGE],
+                            {contract.INPUT_LABEL: lb, contract.INPUT_Z: zb})[0]
+                for lb, zb in zip(np.array_split(labels, max(1, len(labels) // 256)),
+                                  np.array_split(z, max(1, len(labels) // 256)), strict=True)]
+        return np.concatenate(outs)
+
+    return fn
+
+
+def _atomic_onnx_export(model: torch.nn.Module, args: tuple, path: Path, input_names: list[str],
+                        output_names: list[str], dynamic_axes: dict, opset: int) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    try:
+        torch.onnx.export(model, args, str(tmp), input_names=input_names,
+                          output_names=output_names, dynamic_axes=dynamic_axes,
+                          opset_version=opset, dynamo=False)
+        tmp.replace(path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def export_generator(model: torch.nn.Module, path: str | Path,
+                     cfg: ExportConfig = ExportConfig()) -> dict[str, Any]:
+    """Export, check with onnx.checker and compare with torch on random inputs.
+
+    Raises:
+        ExportError: when the checker fails or parity exceeds the tolerance (the file is removed).
+    """
+    import onnx
+
+    path = Path(path)
+    gcfg = model.cfg
+    model.eval()
+    label = torch.zeros(2, dtype=torch.int64)
+    z = torch.zeros(2, gcfg.latent_dim)
+    _atomic_onnx_export(
+        model, (label, z), path, [contract.INPUT_LABEL, contract.INPUT_Z],
+        [contract.OUTPUT_IMAGE],
+        {contract.INPUT_LABEL: {0: "batch"}, contract.INPUT_Z: {0: "batch"},
+         contract.OUTPUT_IMAGE: {0: "batch"}}, cfg.opset)
+    try:
+        onnx.checker.check_model(str(path), full_check=True)
+        rng = np.random.default_rng(cfg.seed)
+        labels = rng.integers(0, gcfg.num_classes, cfg.parity_samples).astype(np.int64)
+        zs = rng.standard_normal((cfg.parity_samples, gcfg.latent_dim)).astype(np.float32)
+        with torch.no_grad():
+            ref = model(torch.from_numpy(labels), torch.from_numpy(zs)).numpy()
+        got = onnx_sample_fn(ort_session(path))(labels, zs)
+        diff = float(np.abs(ref - got).max())
+        if got.shape != ref.shape or not diff <= cfg.parity_tolerance:
+            raise ExportError(f"ONNX/torch parity failed on {cfg.parity_samples} inputs: max abs "
+                              f"diff {diff:.3g} > {cfg.parity_tolerance:g} (shapes {got.shape} "
+                              f"vs {ref.shape})")
+    except Exception as exc:
+        path.unlink(missing_ok=True)
+        if isinstance(exc, ExportError):
+            raise
+        raise ExportError(f"exported graph {path.name} is invalid: {exc}") from exc
+    return {"parity_max_abs_diff": diff, "parity_samples": cfg.parity_samples,
+            "parity_tolerance": cfg.parity_tolerance, "opset": cfg.opset}
+
+
+def export_evaluator(evaluator: torch.nn.Module, path: str | Path, opset: int) -> None:
+    c, s = evaluator.channels, evaluator.image_size
+    _atomic_onnx_export(
+        evaluator.eval(), (torch.zeros(2, c, s, s),), Path(path), [contract.EVAL_INPUT],
+        [contract.EVAL_LOGITS, contract.EVAL_FEATURES],
+        {contract.EVAL_INPUT: {0: "batch"}, contract.EVAL_LOGITS: {0: "batch"},
+         contract.EVAL_FEATURES: {0: "batch"}}, opset)
+
+
+# --- INT8 ----------------------------------------------------------------------------------------
+
+
+def quantize_int8(fp32_path: Path, int8_path: Path, num_classes: int, latent_dim: int,
+                  seed: int = 0) -> None:
+    """Static QDQ quantization, per channel, calibrated on the generator's own inputs."""
+    from onnxruntime.quantization import (
+        CalibrationDataReader,
+        QuantFormat,
+        QuantType,
+        quantize_static,
+    )
+
+    rng = np.random.default_rng(seed)
+
+    class Reader(CalibrationDataReader):
+        def __init__(self) -> None:
+            self.batches = iter([
+                {contract.INPUT_LABEL: (np.arange(32) % num_classes).astype(np.int64),
+                 contract.INPUT_Z: rng.standard_normal((32, latent_dim)).astype(np.float32)}
+                for _ in range(8)])
+
+        def get_next(self):
+            return next(self.batches, None)
+
+    import logging
+
+    tmp = int8_path.with_name(f".{int8_path.name}.tmp")
+    previous = logging.root.manager.disable
+    logging.disable(logging.WARNING)  # the quantizer warns per weight through the root logger
+    try:
+        # MatMul/Gemm carry the weights; LayerNorm and the elementwise sampler stay FP32
+        quantize_static(str(fp32_path), str(tmp), Reader(), quant_format=QuantFormat.QDQ,
+                        per_channel=True, activation_type=QuantType.QInt8,
+                        weight_type=QuantType.QInt8, op_types_to_quantize=["MatMul", "Gemm"])
+        tmp.replace(int8_path)
+    finally:
+        logging.disable(previous)
+        tmp.unlink(missing_ok=True)
+
+
+def time_session(session, num_classes: int, latent_dim: int, batch: int,
+                 repeats: int = 30) -> float:
+    """Median seconds per call at this batch size."""
+    labels = (np.arange(batch) % num_classes).astype(np.int64)
+    z = np.random.default_rng(0).standard_normal((batch, latent_dim)).astype(np.float32)
+    feed = {contract.INPUT_LABEL: labels, contract.INPUT_Z: z}
+    for _ in range(3):
+        session.run(None, feed)
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        session.run(None, feed)
+        times.append(time.perf_counter() - t0)
+    return float(np.median(times))
+
+
+def decide_int8(fp32: dict[str, float], int8: dict[str, float], speedup: float,
+                gated: tuple[str, ...]) -> tuple[bool, list[str]]:
+    """Adopt INT8 only if >= INT8_MIN_SPEEDUP faster and every gated metric within 5%."""
+    reasons = []
+    if not speedup >= INT8_MIN_SPEEDUP:
+        reasons.append(f"INT8 is {speedup:.2f}x the FP32 speed at batch 64, below the "
+                       f"{INT8_MIN_SPEEDUP}x needed")
+    for key in gated:
+        a, b = fp32.get(key), int8.get(key)
+        if a is None or b is None or not np.isfinite(b):
+            reasons.append(f"{key}: missing for INT8")
+            continue
+        change = abs(b - a) / abs(a) if a else abs(b - a)
+        if change > INT8_MAX_METRIC_CHANGE:
+            reasons.append(f"{key} moves {change:.1%} under INT8 ({a:.4f} -> {b:.4f}), more than "
+                           f"{INT8_MAX_METRIC_CHANGE:.0%}")
+    return not reasons, reasons
+
+
+# --- sample grids ---------------------------------------------------------------------------------
+
+
+def save_grid(images: np.ndarray, rows: int, path: str | Path, scale: int = 4,
+              row_names: list[str] | None = None) -> Path:
+    """Tile (N, C, H, W) images into `rows` rows (row-major) and write a PNG (pixel-exact)."""
+    from PIL import Image
+
+    n, c, h, w = images.shape
+    cols = int(np.ceil(n / rows))
+    pad = 1
+    canvas = np.ones((rows * (h + pad) + pad, cols * (w + pad) + pad, c), np.float32) * 0.5
+    for i in range(n):
+        r, col = divmod(i, cols)
+        y0, x0 = pad + r * (h + pad), pad + col * (w + pad)
+        canvas[y0:y0 + h, x0:x0 + w] = images[i].transpose(1, 2, 0)
+    arr = (np.clip(canvas, 0, 1) * 255).round().astype(np.uint8)
+    img = Image.fromarray(arr[..., 0] if c == 1 else arr, mode="L" if c == 1 else "RGB")
+    img = img.resize((img.width * scale, img.height * scale), Image.Resampling.NEAREST)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp.png")
+    img.save(tmp)
+    tmp.replace(path)
+    return path
+
+
+def sample_grid(sample_fn, num_classes: int, latent_dim: int, path: str | Path,
+                per_row: int = 10, seed: int = 0) -> Path:
+    """One row per label, `per_row` samples each."""
+    labels = np.repeat(np.arange(num_classes), per_row).astype(np.int64)
+    z = np.random.default_rng(seed).standard_normal((len(labels), latent_dim)).astype(np.float32)
+    return save_grid(sample_fn(labels, z), num_classes, path)
+
+
+# --- a model directory ----------------------------------------------------------------------------
+
+
+def export_model_dir(model_dir: str | Path, dataset=None,
+                     cfg: ExportConfig = ExportConfig()) -> dict[str, Any]:
+    """Export the checkpoint in `model_dir` to model.onnx (+ evaluator.onnx, INT8, samples.png).
+
+    With `dataset` given and `cfg.try_int8`, the INT8 variant is scored with the same evaluator
+    and gated metrics as FP32 and its speed measured; the decision and its reasons are recorded
+    in export.json along with the sha256 of every exported file.
+    """
+    from genline.evaluate import GATED_METRICS, EvalConfig, compute_metrics
+    from genline.model import load_evaluator, load_generator
+
+    model_dir = Path(model_dir)
+    model, ckpt = load_generator(model_dir / contract.CHECKPOINT)
+    g = model.cfg
+    fp32_path = model_dir / contract.ONNX_FP32
+    report: dict[str, Any] = {
+        "num_classes": g.num_classes,
+        "latent_dim": g.latent_dim,
+        "image_shape": list(g.image_shape),
+        "classes": ckpt.get("dataset", {}).get("classes"),
+        "dataset_fingerprint": ckpt.get("dataset", {}).get("fingerprint"),
+        "inputs": {contract.INPUT_LABEL: {"dtype": "INT64", "shape": [-1]},
+                   contract.INPUT_Z: {"dtype": "FP32", "shape": [-1, g.latent_dim]}},
+        "outputs": {contract.OUTPUT_IMAGE: {"dtype": "FP32", "shape": [-1, *g.image_shape]}},
+    }
+    report["parity"] = export_generator(model, fp32_path, cfg)
+    files = {contract.ONNX_FP32: sha256_file(fp32_path)}
+
+    eval_ckpt = model_dir / contract.EVALUATOR_CHECKPOINT
+    if eval_ckpt.exists():
+        evaluator, _ = load_evaluator(eval_ckpt)
+        export_evaluator(evaluator, model_dir / contract.EVALUATOR_ONNX, cfg.opset)
+        files[contract.EVALUATOR_ONNX] = sha256_file(model_dir / contract.EVALUATOR_ONNX)
+
+    fp32_sess = ort_session(fp32_path)
+    sample_grid(onnx_sample_fn(fp32_sess), g.num_classes, g.latent_dim,
+                model_dir / contract.SAMPLES_PNG)
+
+    int8: dict[str, Any] = {"adopted": False}
+    if cfg.try_int8 and dataset is not None and eval_ckpt.exists():
+        from genline.data import split
+
+        int8_path = model_dir / contract.ONNX_INT8
+        try:
+            quantize_int8(fp32_path, int8_path, g.num_classes, g.latent_dim, cfg.seed)
+            int8_sess = ort_session(int8_path)
+            t = {f"{name}_batch{b}_ms": 1e3 * time_session(s, g.num_classes, g.latent_dim, b)
+                 for name, s in (("fp32", fp32_sess), ("int8", int8_sess)) for b in (1, 64)}
+            speedup = t["fp32_batch64_ms"] / t["int8_batch64_ms"]
+            splits = split(dataset)
+            m_fp32 = compute_metrics(onnx_sample_fn(fp32_sess), splits, evaluator, g.latent_dim,
+                                     EvalConfig())
+            m_int8 = compute_metrics(onnx_sample_fn(int8_sess), splits, evaluator, g.latent_dim,
+                                     EvalConfig())
+            adopted, reasons = decide_int8(m_fp32, m_int8, speedup, GATED_METRICS)
+            int8 = {"adopted": adopted, "reasons": reasons, "speedup_batch64": speedup,
+                    "speedup_batch1": t["fp32_batch1_ms"] / t["int8_batch1_ms"], **t,
+                    "metrics_fp32": {k: m_fp32[k] for k in GATED_METRICS},
+                    "metrics_int8": {k: m_int8[k] for k in GATED_METRICS}}
+            if adopted:
+                files[contract.ONNX_INT8] = sha256_file(int8_path)
+            else:
+                int8_path.unlink(missing_ok=True)  # not adopted: not shipped
+        except Exception as exc:  # quantization is optional; record why it is not used
+            int8_path.unlink(missing_ok=True)
+            int8 = {"adopted": False, "reasons": [f"INT8 quantization failed: {exc}"]}
+    elif cfg.try_int8:
+        int8["reasons"] = ["not measured: no dataset or evaluator to score INT8 against"]
+    report["int8"] = int8
+    report["serving_variant"] = contract.ONNX_INT8 if int8.get("adopted") else contract.ONNX_FP32
+    report["files"] = files
+    report["torch_version"] = torch.__version__
+    atomic_write_json(model_dir / contract.EXPORT_REPORT, report)
+    return report

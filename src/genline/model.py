@@ -1,0 +1,199 @@
+"""The conditional generator: flow matching with classifier-free guidance, and the evaluator CNN.
+
+Generator. A velocity network v(x_t, t, y) is trained on straight paths from noise z ~ N(0, I) to
+data x (pixels scaled to [-1, 1]): x_t = (1 - t) z + t x, target v = x - z. Labels are dropped to a
+"null" class with probability p_uncond so the same network also learns the unconditional field.
+Sampling integrates dx/dt = v from t=0 (z) to t=1 with a fixed number of midpoint steps, using the
+guided field v_c + w (v_c - v_u). `Generator.forward(label, z)` is that whole sampler: the fixed
+loop unrolls into one ONNX graph with inputs (label, z) and output image.
+
+Evaluator. A small CNN classifier trained on real data; its penultimate layer gives the features
+for Frechet distance and diversity, its logits the conditional accuracy.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+
+@dataclass(frozen=True)
+class GeneratorConfig:
+    """Everything needed to rebuild the generator from a checkpoint.
+
+    Attributes:
+        num_classes: conditioning classes (the null class is index num_classes).
+        channels, image_size: output image shape (C, S, S).
+        hidden: width of the velocity MLP.
+        depth: number of residual blocks.
+        time_dim: width of the sinusoidal time embedding.
+        sample_steps: midpoint steps of the exported sampler.
+        guidance: classifier-free guidance weight w (0 = conditional field only).
+    """
+
+    num_classes: int = 10
+    channels: int = 1
+    image_size: int = 8
+    hidden: int = 512
+    depth: int = 3
+    time_dim: int = 64
+    sample_steps: int = 10
+    guidance: float = 0.5
+
+    @property
+    def latent_dim(self) -> int:
+        return self.channels * self.image_size * self.image_size
+
+    @property
+    def image_shape(self) -> tuple[int, int, int]:
+        return (self.channels, self.image_size, self.image_size)
+
+
+def time_embedding(t: torch.Tensor, dim: int) -> torch.Tensor:
+    """(B,) in [0, 1] -> (B, dim) sinusoidal features."""
+    half = dim // 2
+    freqs = torch.exp(torch.arange(half, dtype=t.dtype, device=t.device)
+                      * (-math.log(1000.0) / max(half - 1, 1)))
+    angles = t[:, None] * 1000.0 * freqs[None, :]  # (B, half)
+    return torch.cat([torch.sin(angles), torch.cos(angles)], dim=1)
+
+
+class ResBlock(nn.Module):
+    def __init__(self, width: int) -> None:
+        super().__init__()
+        self.norm = nn.LayerNorm(width)
+        self.fc1 = nn.Linear(width, width * 2)
+        self.fc2 = nn.Linear(width * 2, width)
+
+    def forward(self, h: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
+        scale, shift = cond.chunk(2, dim=1)  # FiLM from (time, label): (B, W) each
+        return h + self.fc2(F.silu(self.fc1(self.norm(h) * (1 + scale) + shift)))
+
+
+class VelocityNet(nn.Module):
+    """v(x_t, t, y): (B, D), (B,), (B,) int64 -> (B, D)."""
+
+    def __init__(self, cfg: GeneratorConfig) -> None:
+        super().__init__()
+        self.cfg = cfg
+        d, w = cfg.latent_dim, cfg.hidden
+        self.label_emb = nn.Embedding(cfg.num_classes + 1, w)  # + the null class
+        self.time_mlp = nn.Sequential(nn.Linear(cfg.time_dim, w), nn.SiLU(), nn.Linear(w, w))
+        self.inp = nn.Linear(d, w)
+        self.cond_proj = nn.ModuleList(nn.Linear(w, w * 2) for _ in range(cfg.depth))
+        self.blocks = nn.ModuleList(ResBlock(w) for _ in range(cfg.depth))
+        self.out_norm = nn.LayerNorm(w)
+        self.out = nn.Linear(w, d)
+        nn.init.zeros_(self.out.weight)
+        nn.init.zeros_(self.out.bias)
+
+    def forward(self, x: torch.Tensor, t: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        c = F.silu(self.time_mlp(time_embedding(t, self.cfg.time_dim)) + self.label_emb(y))
+        h = self.inp(x)  # (B, W)
+        for proj, block in zip(self.cond_proj, self.blocks, strict=True):
+            h = block(h, proj(c))
+        return self.out(F.silu(self.out_norm(h)))  # (B, D)
+
+
+class Generator(nn.Module):
+    """forward(label (B,) int64, z (B, D) float32) -> image (B, C, H, W) in [0, 1]."""
+
+    def __init__(self, cfg: GeneratorConfig) -> None:
+        super().__init__()
+        self.cfg = cfg
+        self.net = VelocityNet(cfg)
+
+    def flow_loss(self, x1: torch.Tensor, y: torch.Tensor, z: torch.Tensor,
+                  t: torch.Tensor) -> torch.Tensor:
+        """Conditional flow-matching loss for data x1 (B, D) in [-1, 1]."""
+        xt = (1 - t[:, None]) * z + t[:, None] * x1
+        return F.mse_loss(self.net(xt, t, y), x1 - z)
+
+    def guided_velocity(self, x: torch.Tensor, t: float, label: torch.Tensor) -> torch.Tensor:
+        w = self.cfg.guidance
+        tt = torch.zeros_like(x[:, 0]) + t  # (B,): keeps the batch dimension dynamic in ONNX
+        if w == 0:
+            return self.net(x, tt, label)
+        null = torch.zeros_like(label) + self.cfg.num_classes
+        v = self.net(torch.cat([x, x]), torch.cat([tt, tt]), torch.cat([label, null]))
+        v_c, v_u = v[: x.shape[0]], v[x.shape[0]:]
+        return v_c + w * (v_c - v_u)
+
+    def forward(self, label: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+        x = z  # (B, D) at t = 0
+        n = self.cfg.sample_steps
+        dt = 1.0 / n
+        for i in range(n):  # midpoint rule, unrolled on export
+            t = i * dt
+            v = self.guided_velocity(x, t, label)
+            v_mid = self.guided_velocity(x + 0.5 * dt * v, t + 0.5 * dt, label)
+            x = x + dt * v_mid
+        img = ((x + 1.0) * 0.5).clamp(0.0, 1.0)
+        return img.unflatten(1, self.cfg.image_shape)  # (B, C, H, W)
+
+
+class Evaluator(nn.Module):
+    """Small CNN: image (B, C, H, W) -> (logits (B, K), features (B, F))."""
+
+    feature_dim = 128
+
+    def __init__(self, num_classes: int, channels: int = 1, image_size: int = 8) -> None:
+        super().__init__()
+        self.num_classes, self.channels, self.image_size = num_classes, channels, image_size
+        self.conv = nn.Sequential(
+            nn.Conv2d(channels, 32, 3, padding=1), nn.ReLU(),
+            nn.Conv2d(32, 64, 3, padding=1), nn.ReLU(),
+            nn.AdaptiveAvgPool2d(4),  # (B, 64, 4, 4) whatever the input size
+        )
+        self.fc = nn.Linear(64 * 16, self.feature_dim)
+        self.head = nn.Linear(self.feature_dim, num_classes)
+        self.drop = nn.Dropout(0.2)
+
+    def forward(self, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        feats = F.relu(self.fc(self.conv(image).flatten(1)))  # (B, F)
+        return self.head(self.drop(feats)), feats
+
+    def args(self) -> dict[str, int]:
+        return {"num_classes": self.num_classes, "channels": self.channels,
+                "image_size": self.image_size}
+
+
+# --- checkpoints ------------------------------------------------------------------------------
+
+
+def save_generator(path: str | Path, model: Generator, **extra: Any) -> None:
+    """Store weights with `model_args`, so the checkpoint alone rebuilds the model.
+
+    Extra entries must be plain data (dicts, lists, str, numbers) so that
+    `torch.load(..., weights_only=True)` can read the file.
+    """
+    import io
+
+    from genline.fsutil import atomic_write_bytes
+
+    buf = io.BytesIO()
+    torch.save({"model_args": asdict(model.cfg), "state_dict": model.state_dict(), **extra}, buf)
+    atomic_write_bytes(path, buf.getvalue())
+
+
+def load_generator(path: str | Path) -> tuple[Generator, dict[str, Any]]:
+    """Rebuild a generator from its checkpoint (weights_only: no code runs on load)."""
+    ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    model = Generator(GeneratorConfig(**ckpt["model_args"]))
+    model.load_state_dict(ckpt["state_dict"])
+    model.eval()
+    return model, ckpt
+
+
+def load_evaluator(path: str | Path) -> tuple[Evaluator, dict[str, Any]]:
+    ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    model = Evaluator(**ckpt["model_args"])
+    model.load_state_dict(ckpt["state_dict"])
+    model.eval()
+    return model, ckpt

@@ -1,0 +1,379 @@
+"""Dataset versions with DVC: a small git + DVC repository under the state directory.
+
+Layout (defaults; `DvcConfig` changes them):
+
+    <state>/data_repo/              git + DVC repository, one commit per dataset version
+        training_dataset.npz        the canonical dataset (DVC-tracked, git-ignored)
+        training_dataset.npz.dvc    its md5 (git-tracked): the version id
+        training_dataset.json       row count, classes, counts, fingerprint, reference stats
+    <state>/dvc_remote/             the default remote: a local directory
+    <state>/data_repo.lock          serialises writers (two materializations never interleave)
+
+A version is recorded only after `dvc push` succeeded: if the remote is unreachable or
+read-only, the repository is rolled back and nothing advances. Any recorded version can be
+restored bit for bit with `checkout`, also from a fresh `git clone` + `dvc pull`.
+
+An S3-compatible remote is configured with `remote_url="s3://bucket/prefix"` and
+`endpoint_url=...`; credentials are never written into the repository: DVC reads them from
+the environment (AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY) at push and pull time.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import time
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from genline.fsutil import atomic_write_json
+from genline.paths import state_dir
+
+TRACKED_NAME = "training_dataset.npz"
+INFO_NAME = "training_dataset.json"
+_GIT_ID = ["-c", "user.name=genline", "-c", "user.email=genline@localhost",
+           "-c", "commit.gpgsign=false", "-c", "init.defaultBranch=main"]
+
+
+class VersioningError(RuntimeError):
+    """A dataset version could not be recorded or restored; the message says what to fix."""
+
+
+@dataclass(frozen=True)
+class DvcConfig:
+    """Where versions live.
+
+    Attributes:
+        repo_dir: the git + DVC repository (created on first use).
+        remote_url: a directory path, or an `s3://bucket/prefix` URL (needs `dvc[s3]`).
+        remote_name: the DVC remote's name in the repository config.
+        endpoint_url: the S3-compatible endpoint (MinIO, Ceph, ...); empty for AWS or local.
+        lock_timeout_s: how long a writer waits for another to finish before failing.
+    """
+
+    repo_dir: Path
+    remote_url: str
+    remote_name: str = "genline"
+    endpoint_url: str = ""
+    lock_timeout_s: float = 300.0
+
+    @classmethod
+    def default(cls, root: str | Path | None = None, **overrides: Any) -> DvcConfig:
+        """Repository and local remote under the state directory (or `root`)."""
+        base = Path(root) if root is not None else state_dir()
+        kw: dict[str, Any] = {"repo_dir": base / "data_repo",
+                              "remote_url": str(base / "dvc_remote")}
+        kw.update({k: v for k, v in overrides.items() if v not in (None, "")})
+        kw["repo_dir"] = Path(kw["repo_dir"])
+        return cls(**kw)
+
+    @property
+    def lock_path(self) -> Path:
+        return self.repo_dir.parent / f"{self.repo_dir.name}.lock"
+
+
+@dataclass(frozen=True)
+class DatasetVersion:
+    """One recorded version: `md5` is the DVC md5 of the canonical file (the version id)."""
+
+    md5: str
+    size: int
+    commit: str
+    created: str
+    message: str
+    info: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+# --- helpers ------------------------------------------------------------------------------------
+
+
+def _git(repo: Path, *args: str, check: bool = True) -> str:
+    proc = subprocess.run(["git", *_GIT_ID, "-C", str(repo), *args], capture_output=True,
+                          text=True)
+    if check and proc.returncode != 0:
+        raise VersioningError(f"git {' '.join(args)} failed in {repo}: {proc.stderr.strip()}")
+    return proc.stdout
+
+
+def md5_file(path: str | Path, chunk: int = 1 << 20) -> str:
+    h = hashlib.md5()
+    with open(path, "rb") as fh:
+        while block := fh.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+@contextlib.contextmanager
+def repo_lock(cfg: DvcConfig) -> Iterator[None]:
+    """Exclusive lock across processes and threads; waits up to `cfg.lock_timeout_s`."""
+    cfg.lock_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(cfg.lock_path, "a+") as fh:
+        deadline = time.monotonic() + cfg.lock_timeout_s
+        while True:
+            try:
+                fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    raise VersioningError(
+                        f"{cfg.repo_dir}: another materialization has held the dataset lock "
+                        f"{cfg.lock_path} for over {cfg.lock_timeout_s:g} s; retry when it "
+                        "finishes") from None
+                time.sleep(0.05)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+@contextlib.contextmanager
+def _dvc_repo(cfg: DvcConfig) -> Iterator[Any]:
+    from dvc.repo import Repo
+
+    repo = Repo(str(cfg.repo_dir))
+    repo.scm_context.quiet = True  # no "To track the changes with git, run: ..." hints
+    try:
+        yield repo
+    finally:
+        repo.close()
+
+
+def _quiet() -> contextlib.AbstractContextManager:
+    """DVC prints hints ("To track the changes with git, run: ...") to stdout; keep them out."""
+    import io
+
+    return contextlib.redirect_stdout(io.StringIO())
+
+
+def _configure_remote(cfg: DvcConfig) -> None:
+    with _dvc_repo(cfg) as repo, repo.config.edit() as conf:
+        remote: dict[str, Any] = {"url": cfg.remote_url}
+        if cfg.endpoint_url:
+            remote["endpointurl"] = cfg.endpoint_url
+        conf["remote"][cfg.remote_name] = remote
+        conf["core"]["remote"] = cfg.remote_name
+        conf["core"]["autostage"] = False
+        conf["core"]["analytics"] = False
+
+
+def ensure_repo(cfg: DvcConfig) -> None:
+    """Create the repository (git init, dvc init, remote) or bring its remote config up to date."""
+    with repo_lock(cfg):
+        _ensure_repo_locked(cfg)
+
+
+def _ensure_repo_locked(cfg: DvcConfig) -> None:
+    repo_dir = cfg.repo_dir
+    if not cfg.remote_url:
+        raise VersioningError("no DVC remote configured (remote_url is empty)")
+    repo_dir.mkdir(parents=True, exist_ok=True)
+    if not (repo_dir / ".git").exists():
+        _git(repo_dir, "init", "-q")
+    if not (repo_dir / ".dvc").exists():
+        from dvc.repo import Repo
+
+        with _quiet():
+            Repo.init(str(repo_dir)).close()
+        # DVC's per-repo state/index would otherwise land in /var/tmp/dvc; keep it in the repo
+        # (config.local is git-ignored, so clones choose their own).
+        with _dvc_repo(cfg) as repo, repo.config.edit("local") as conf:
+            conf["core"]["site_cache_dir"] = str(repo_dir / ".dvc" / "tmp" / "site_cache")
+    _configure_remote(cfg)
+    _git(repo_dir, "add", ".dvc/config", ".dvcignore")
+    if _git(repo_dir, "status", "--porcelain", "--", ".dvc/config", ".dvcignore").strip():
+        _git(repo_dir, "commit", "-q", "-m", f"genline: DVC remote {cfg.remote_name} -> "
+             f"{cfg.remote_url}", "--", ".dvc/config", ".dvcignore")
+
+
+# --- recording a version ------------------------------------------------------------------------
+
+
+def current_version(cfg: DvcConfig) -> DatasetVersion | None:
+    """The version at HEAD of the data repository, or None before the first one."""
+    if not (cfg.repo_dir / ".git").exists():
+        return None
+    versions = list_versions(cfg, limit=1)
+    return versions[0] if versions else None
+
+
+def commit_dataset(cfg: DvcConfig, src: str | Path, info: dict[str, Any] | None = None,
+                   message: str = "") -> tuple[DatasetVersion, bool]:
+    """Record `src` (a canonical dataset file) as the next version and push it to the remote.
+
+    Idempotent: a file with the md5 of the current version records nothing new.
+
+    Args:
+        cfg: repository and remote.
+        src: the file to version (copied into the repository).
+        info: JSON-able facts kept beside it (row count, classes, fingerprint, ...).
+        message: the version's commit message.
+
+    Returns:
+        (the version, True if a new version was recorded).
+
+    Raises:
+        VersioningError: the push failed (remote unreachable, read-only, missing credentials),
+            the lock timed out, or git/DVC failed; the repository is left at the previous version.
+    """
+    src = Path(src)
+    if not src.is_file():
+        raise VersioningError(f"{src}: no such file to version")
+    md5 = md5_file(src)
+    with repo_lock(cfg):
+        _ensure_repo_locked(cfg)
+        head = current_version(cfg)
+        if head is not None and head.md5 == md5:
+            return head, False
+        tracked = cfg.repo_dir / TRACKED_NAME
+        tmp = tracked.with_name(f".{TRACKED_NAME}.incoming")
+        shutil.copyfile(src, tmp)
+        os.replace(tmp, tracked)
+        try:
+            with _quiet(), _dvc_repo(cfg) as repo:
+                repo.add(str(tracked))
+                try:
+                    repo.push(remote=cfg.remote_name)
+                except Exception as exc:
+                    raise VersioningError(
+                        f"dvc push to remote {cfg.remote_name!r} ({cfg.remote_url}) failed: "
+                        f"{type(exc).__name__}: {exc}. The dataset version was not advanced; "
+                        "check that the remote is reachable and writable") from exc
+            atomic_write_json(cfg.repo_dir / INFO_NAME, {"md5": md5, **(info or {})})
+            _git(cfg.repo_dir, "add", f"{TRACKED_NAME}.dvc", INFO_NAME, ".gitignore")
+            _git(cfg.repo_dir, "commit", "-q", "-m", message or f"dataset {md5}")
+        except BaseException:
+            _rollback(cfg, head)
+            raise
+        version = current_version(cfg)
+        assert version is not None and version.md5 == md5, "recorded version does not match"
+        return version, True
+
+
+def _rollback(cfg: DvcConfig, head: DatasetVersion | None) -> None:
+    """Put the workspace back to HEAD after a failed attempt."""
+    repo_dir = cfg.repo_dir
+    if head is None:
+        for name in (f"{TRACKED_NAME}.dvc", INFO_NAME, TRACKED_NAME):
+            (repo_dir / name).unlink(missing_ok=True)
+        _git(repo_dir, "checkout", "--", ".gitignore", check=False)
+        return
+    _git(repo_dir, "checkout", "HEAD", "--", f"{TRACKED_NAME}.dvc", INFO_NAME, ".gitignore",
+         check=False)
+    with contextlib.suppress(Exception), _quiet(), _dvc_repo(cfg) as repo:
+        repo.checkout(targets=[str(repo_dir / TRACKED_NAME)], force=True)
+
+
+# --- reading versions -------------------------------------------------------------------------
+
+
+def list_versions(cfg: DvcConfig, limit: int | None = None) -> list[DatasetVersion]:
+    """Recorded versions, newest first."""
+    if not (cfg.repo_dir / ".git").exists():
+        return []
+    args = ["log", "--format=%H%x09%cI%x09%s"]
+    if limit:
+        args.append(f"-n{limit}")
+    out = _git(cfg.repo_dir, *args, "--", f"{TRACKED_NAME}.dvc", check=False)
+    versions = []
+    for line in out.splitlines():
+        commit, created, message = line.split("\t", 2)
+        dvc_text = _git(cfg.repo_dir, "show", f"{commit}:{TRACKED_NAME}.dvc", check=False)
+        if not dvc_text:
+            continue
+        md5, size = _parse_dvc_file(dvc_text)
+        info_text = _git(cfg.repo_dir, "show", f"{commit}:{INFO_NAME}", check=False)
+        info = json.loads(info_text) if info_text.strip() else {}
+        versions.append(DatasetVersion(md5, size, commit, created, message, info))
+    return versions
+
+
+def _parse_dvc_file(text: str) -> tuple[str, int]:
+    md5, size = "", 0
+    for line in text.splitlines():
+        line = line.strip().lstrip("- ").strip()
+        if line.startswith("md5:"):
+            md5 = line.split(":", 1)[1].strip()
+        elif line.startswith("size:"):
+            size = int(line.split(":", 1)[1])
+    if not md5:
+        raise VersioningError(f"no md5 in .dvc file:\n{text}")
+    return md5, size
+
+
+def resolve_version(cfg: DvcConfig, version: str) -> DatasetVersion:
+    """A version by md5 (or a unique prefix of at least 6), git commit prefix, or "latest".
+
+    Raises:
+        VersioningError: unknown or ambiguous version (the message lists what exists).
+    """
+    versions = list_versions(cfg)
+    if not versions:
+        raise VersioningError(f"{cfg.repo_dir}: no dataset versions recorded yet")
+    if version in ("latest", "HEAD"):
+        return versions[0]
+    v = version.strip().lower()
+    if len(v) < 6:
+        raise VersioningError(f"version {version!r} is too short: give at least 6 hex digits")
+    hits = {x.md5: x for x in versions if x.md5.startswith(v) or x.commit.startswith(v)}
+    if len(hits) == 1:
+        return next(iter(hits.values()))
+    known = ", ".join(x.md5[:12] for x in versions[:10])
+    if not hits:
+        raise VersioningError(f"no dataset version {version!r}; recorded: {known}")
+    raise VersioningError(f"version {version!r} is ambiguous: matches {sorted(hits)}")
+
+
+def checkout(cfg: DvcConfig, version: str, out: str | Path) -> tuple[DatasetVersion, Path]:
+    """Restore a recorded version to `out`, byte for byte (fetched from the remote if needed).
+
+    Raises:
+        VersioningError: unknown version, remote unreachable, or bytes that do not match the md5.
+    """
+    v = resolve_version(cfg, version)
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.checkout")
+    try:
+        import dvc.api
+
+        with _quiet(), dvc.api.open(TRACKED_NAME, repo=str(cfg.repo_dir), rev=v.commit,
+                                    remote=cfg.remote_name, mode="rb") as src, \
+                open(tmp, "wb") as dst:
+            shutil.copyfileobj(src, dst, 1 << 20)
+        got = md5_file(tmp)
+        if got != v.md5:
+            raise VersioningError(f"restored bytes have md5 {got}, expected {v.md5}")
+        os.replace(tmp, out)
+    except VersioningError:
+        tmp.unlink(missing_ok=True)
+        raise
+    except Exception as exc:
+        tmp.unlink(missing_ok=True)
+        raise VersioningError(f"could not restore dataset version {v.md5} (commit "
+                              f"{v.commit[:10]}) from remote {cfg.remote_url}: "
+                              f"{type(exc).__name__}: {exc}") from exc
+    return v, out
+
+
+def verify_in_remote(cfg: DvcConfig, version: str = "latest") -> bool:
+    """True when the remote holds the version's object (`dvc status --cloud` sees it)."""
+    v = resolve_version(cfg, version)
+    with _quiet(), _dvc_repo(cfg) as repo:
+        from dvc_data.hashfile.hash_info import HashInfo
+
+        odb = repo.cloud.get_remote_odb(cfg.remote_name)
+        return bool(odb.exists(HashInfo("md5", v.md5).value))
+
+
+def info_json(version: DatasetVersion) -> str:
+    return json.dumps(version.to_dict(), indent=2, sort_keys=True, default=str)

@@ -1,0 +1,182 @@
+"""A small client for apps: generate images from a genline Triton server over gRPC.
+
+    from genline.client import GenlineClient
+    with GenlineClient("127.0.0.1:8001") as client:
+        out = client.generate([7] * 16, seed=1)
+        out.images          # (16, C, H, W) float32 in [0, 1]
+        out.model_version   # the version that actually served the request
+
+Deadlines: every attempt carries `timeout_s` as its gRPC deadline, and all attempts together
+stay within `deadline_s`. Retries happen on UNAVAILABLE only (server restarting, connection
+refused), never on bad input or deadline expiry, with the same request id every time so the
+prediction log deduplicates them.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from dataclasses import dataclass
+
+import numpy as np
+
+from genline import contract
+
+RETRYABLE = ("StatusCode.UNAVAILABLE",)
+
+
+class GenerationError(RuntimeError):
+    """The server refused or failed the request. `.status` is the gRPC status name."""
+
+    def __init__(self, message: str, status: str | None = None, request_id: str | None = None):
+        super().__init__(message)
+        self.status = status
+        self.request_id = request_id
+
+
+@dataclass(frozen=True)
+class Generation:
+    images: np.ndarray  # (B, C, H, W) float32 in [0, 1]
+    labels: np.ndarray  # (B,) int64
+    model_version: int
+    request_id: str
+    attempts: int
+
+
+class GenlineClient:
+    """gRPC client for the served generator.
+
+    Args:
+        url: host:port of Triton's gRPC endpoint.
+        model: served model name.
+        timeout_s: per-attempt deadline.
+        deadline_s: overall budget across retries.
+        retries: extra attempts after an UNAVAILABLE error.
+        backoff_s: first backoff; doubles per retry.
+    """
+
+    def __init__(
+        self,
+        url: str = "127.0.0.1:8001",
+        model: str = contract.MODEL_NAME,
+        *,
+        timeout_s: float = 10.0,
+        deadline_s: float = 30.0,
+        retries: int = 3,
+        backoff_s: float = 0.2,
+    ):
+        import tritonclient.grpc as grpcclient
+
+        self._grpc = grpcclient
+        self.url = url
+        self.model = model
+        self.timeout_s = timeout_s
+        self.deadline_s = deadline_s
+        self.retries = retries
+        self.backoff_s = backoff_s
+        self._client = grpcclient.InferenceServerClient(url)
+        self._latent_dim: int | None = None
+
+    def __enter__(self) -> GenlineClient:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._client.close()
+
+    def latent_dim(self) -> int:
+        if self._latent_dim is None:
+            meta = self._call(
+                lambda t: self._client.get_model_metadata(
+                    self.model, as_json=True, client_timeout=t
+                )
+            )
+            for tensor in meta["inputs"]:
+                if tensor["name"] == contract.INPUT_Z:
+                    self._latent_dim = int(tensor["shape"][-1])
+            if self._latent_dim is None:
+                raise GenerationError(f"model {self.model} has no input {contract.INPUT_Z!r}")
+        return self._latent_dim
+
+    def generate(
+        self,
+        labels,
+        *,
+        z: np.ndarray | None = None,
+        seed: int | None = None,
+        version: int | None = None,
+        request_id: str | None = None,
+    ) -> Generation:
+        """Generate one image per label.
+
+        Args:
+            labels: class indices, shape (B,).
+            z: latent noise (B, latent_dim) float32; drawn from `seed` when omitted.
+            seed: seed for z (also logged server-side).
+            version: pin a model version; default is whatever serves.
+            request_id: idempotency key; a fresh uuid when omitted.
+        """
+        labels = np.asarray(labels, dtype=np.int64).reshape(-1)
+        if z is None:
+            rng = np.random.default_rng(seed)
+            z = rng.standard_normal((len(labels), self.latent_dim())).astype(np.float32)
+        z = np.ascontiguousarray(z, dtype=np.float32)
+        rid = request_id or uuid.uuid4().hex
+        inputs = [
+            self._grpc.InferInput(contract.INPUT_LABEL, [len(labels), 1], "INT64"),
+            self._grpc.InferInput(contract.INPUT_Z, list(z.shape), "FP32"),
+        ]
+        inputs[0].set_data_from_numpy(labels.reshape(-1, 1))
+        inputs[1].set_data_from_numpy(z)
+        outputs = [self._grpc.InferRequestedOutput(contract.OUTPUT_IMAGE)]
+        params = {"seed": int(seed)} if seed is not None else None
+        attempts = {"n": 0}
+
+        def call(timeout):
+            attempts["n"] += 1
+            return self._client.infer(
+                self.model,
+                inputs,
+                model_version="" if version is None else str(version),
+                outputs=outputs,
+                request_id=rid,
+                client_timeout=timeout,
+                parameters=params,
+            )
+
+        result = self._call(call, rid)
+        return Generation(
+            images=result.as_numpy(contract.OUTPUT_IMAGE),
+            labels=labels,
+            model_version=int(result.get_response().model_version),
+            request_id=rid,
+            attempts=attempts["n"],
+        )
+
+    def _call(self, fn, request_id: str | None = None):
+        from tritonclient.utils import InferenceServerException
+
+        start = time.monotonic()
+        delay = self.backoff_s
+        for attempt in range(self.retries + 1):
+            left = self.deadline_s - (time.monotonic() - start)
+            if left <= 0:
+                raise GenerationError(
+                    f"deadline of {self.deadline_s}s exceeded", "DEADLINE_EXCEEDED", request_id
+                )
+            try:
+                return fn(min(self.timeout_s, left))
+            except InferenceServerException as exc:
+                status = str(exc.status() or "")
+                if status in RETRYABLE and attempt < self.retries:
+                    time.sleep(min(delay, max(0.0, left)))
+                    delay *= 2
+                    continue
+                raise GenerationError(
+                    f"{status or 'error'}: {exc.message()}",
+                    status.replace("StatusCode.", "") or None,
+                    request_id,
+                ) from exc
+        raise AssertionError("unreachable")

@@ -1,0 +1,209 @@
+"""The model Triton's python backend runs: the generator ONNX under ONNX Runtime.
+
+`genline publish` copies this file into every version as `<N>/model.py`, so each version keeps
+the code it passed its canary with. It runs inside the backend stub, whose Python is the venv's
+(see server.py), so numpy, onnxruntime and genline import normally.
+
+Per `execute` call (one dynamic batch of requests):
+  1. each request is validated on its own (label range, NaN/Inf, batch agreement, empty batch);
+     a bad request gets an INVALID_ARGUMENT error and does not disturb its batch-mates;
+  2. the valid requests run as one ONNX Runtime call;
+  3. one prediction-log record per request is appended to the spool (one write syscall each;
+     Parquet and evaluator features happen later, off the request path).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+import uuid
+from pathlib import Path
+
+import numpy as np
+
+LABEL, Z, IMAGE = "label", "z", "image"  # == genline.contract names; kept literal on purpose
+SERVING_META = "serving.json"
+
+
+class InputError(ValueError):
+    """A request the model cannot serve (maps to INVALID_ARGUMENT)."""
+
+
+def validate(
+    label: np.ndarray | None, z: np.ndarray | None, num_classes: int, latent_dim: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Check one request's tensors; returns (labels [B] int64, z [B, latent] float32)."""
+    if label is None or z is None:
+        missing = [n for n, t in ((LABEL, label), (Z, z)) if t is None]
+        raise InputError(f"missing input(s): {', '.join(missing)}")
+    labels = np.asarray(label).reshape(-1)
+    if labels.dtype != np.int64:
+        raise InputError(f"label must be INT64, got {labels.dtype}")
+    z = np.asarray(z)
+    if z.dtype != np.float32:
+        raise InputError(f"z must be FP32, got {z.dtype}")
+    if z.ndim != 2 or z.shape[1] != latent_dim:
+        raise InputError(f"z must have shape [B, {latent_dim}], got {list(z.shape)}")
+    if labels.shape[0] == 0 or z.shape[0] == 0:
+        raise InputError("empty batch: send at least one sample")
+    if labels.shape[0] != z.shape[0]:
+        raise InputError(f"label has {labels.shape[0]} samples but z has {z.shape[0]}")
+    bad = np.flatnonzero((labels < 0) | (labels >= num_classes))
+    if bad.size:
+        i = int(bad[0])
+        top = num_classes - 1
+        raise InputError(
+            f"label {int(labels[i])} at sample {i} is outside the trained classes 0-{top}"
+        )
+    finite = np.isfinite(z).all(axis=1)
+    if not finite.all():
+        rows = np.flatnonzero(~finite)[:5].tolist()
+        raise InputError(f"z contains NaN or Inf at sample(s) {rows}")
+    return labels, z
+
+
+class TritonPythonModel:
+    def initialize(self, args):
+        import onnxruntime as ort
+
+        from genline.serving import predlog
+
+        self.model_config = json.loads(args["model_config"])
+        self.model_name = args["model_name"]
+        self.version = int(args["model_version"])
+        self.instance = args.get("model_instance_name", "0")
+        version_dir = Path(args["model_repository"]) / args["model_version"]
+        meta = json.loads((version_dir / SERVING_META).read_text())
+        self.num_classes = int(meta["num_classes"])
+        self.latent_dim = int(meta["latent_dim"])
+        self.image_shape = [int(d) for d in meta["image_shape"]]
+        params = {
+            k: v.get("string_value", "") for k, v in self.model_config.get("parameters", {}).items()
+        }
+        so = ort.SessionOptions()
+        so.intra_op_num_threads = int(params.get("ort_intra_op_threads", "1") or 1)
+        so.inter_op_num_threads = 1
+        so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        so.add_session_config_entry(
+            "session.intra_op.allow_spinning", params.get("ort_allow_spinning", "0") or "0"
+        )
+        so.add_session_config_entry("session.inter_op.allow_spinning", "0")
+        self.session = ort.InferenceSession(
+            str(version_dir / "model.onnx"), so, providers=["CPUExecutionProvider"]
+        )
+        # Warm up here rather than with config model_warmup, so warmup is never logged as traffic.
+        max_batch = int(self.model_config.get("max_batch_size", 1) or 1)
+        for batch in sorted({1, min(8, max_batch), max_batch}):
+            self._run(np.zeros(batch, np.int64), np.zeros((batch, self.latent_dim), np.float32))
+        evaluator = version_dir / "evaluator.onnx"
+        self.log = predlog.SpoolWriter(
+            os.environ.get("GENLINE_PREDLOG_DIR") or predlog.default_dir(),
+            header={
+                "model": self.model_name,
+                "version": self.version,
+                "instance": self.instance,
+                "evaluator": str(evaluator) if evaluator.is_file() else None,
+                "image_shape": self.image_shape,
+                "pid": os.getpid(),
+            },
+            flush_s=float(params.get("predlog_flush_s", "1") or 1),
+            rotate_s=float(params.get("predlog_rotate_s", "10") or 10),
+        )
+
+    def _run(self, labels: np.ndarray, z: np.ndarray) -> np.ndarray:
+        return self.session.run([IMAGE], {LABEL: labels, Z: z})[0]
+
+    def execute(self, requests):
+        import triton_python_backend_utils as pb_utils
+
+        start = time.perf_counter()
+        now = time.time()
+        responses = [None] * len(requests)
+        records = [None] * len(requests)
+        valid = []
+        for i, request in enumerate(requests):
+            rid = request.request_id() or f"genline-{uuid.uuid4().hex}"
+            seed = _seed(request)
+            try:
+                t_label = pb_utils.get_input_tensor_by_name(request, LABEL)
+                t_z = pb_utils.get_input_tensor_by_name(request, Z)
+                labels, z = validate(
+                    t_label.as_numpy() if t_label is not None else None,
+                    t_z.as_numpy() if t_z is not None else None,
+                    self.num_classes,
+                    self.latent_dim,
+                )
+                valid.append((i, rid, seed, labels, z))
+            except InputError as exc:
+                responses[i] = _error(pb_utils, str(exc), invalid=True)
+                records[i] = self._record(rid, seed, now, "INVALID_ARGUMENT", str(exc))
+        if valid:
+            labels = np.concatenate([v[3] for v in valid])
+            zs = np.concatenate([v[4] for v in valid])
+            try:
+                images = self._run(labels, zs)
+            except Exception as exc:  # the whole batch failed inside ORT
+                msg = f"generator failed: {exc}"
+                for i, rid, seed, _, _ in valid:
+                    responses[i] = _error(pb_utils, msg, invalid=False)
+                    records[i] = self._record(rid, seed, now, "INTERNAL", msg)
+                valid = []
+            latency_ms = round((time.perf_counter() - start) * 1e3, 3)
+            offset = 0
+            for i, rid, seed, lab, z in valid:
+                n = len(lab)
+                img = images[offset : offset + n]
+                offset += n
+                responses[i] = pb_utils.InferenceResponse(
+                    output_tensors=[pb_utils.Tensor(IMAGE, img)]
+                )
+                rec = self._record(rid, seed, now, "OK", None, latency_ms)
+                rec["batch"] = n
+                rec.update(self._summaries(lab, z, img))
+                records[i] = rec
+        for rec in records:
+            try:
+                self.log.write(rec)
+            except Exception as exc:  # logging must never fail a response; say so loudly
+                print(f"genline predlog: write failed: {exc!r}", flush=True)
+        return responses
+
+    def _summaries(self, labels, z, images):
+        from genline.serving.predlog import encode_images, summarize
+
+        out = summarize(labels, z, images)
+        out["images"] = encode_images(images)
+        return out
+
+    def _record(self, rid, seed, now, status, error, latency_ms=None):
+        return {
+            "request_id": rid,
+            "time": now,
+            "version": self.version,
+            "status": status,
+            "error": error,
+            "seed": seed,
+            "latency_ms": latency_ms,
+        }
+
+    def finalize(self):
+        log = getattr(self, "log", None)
+        if log is not None:
+            log.close(compact_now=True)
+
+
+def _seed(request) -> int | None:
+    try:
+        params = json.loads(request.parameters() or "{}")
+    except (ValueError, AttributeError):
+        return None
+    seed = params.get("seed")
+    return int(seed) if isinstance(seed, int | float) and not isinstance(seed, bool) else None
+
+
+def _error(pb_utils, message: str, invalid: bool):
+    code = getattr(pb_utils.TritonError, "INVALID_ARG" if invalid else "INTERNAL", None)
+    err = pb_utils.TritonError(message, code) if code is not None else pb_utils.TritonError(message)
+    return pb_utils.InferenceResponse(output_tensors=[], error=err)

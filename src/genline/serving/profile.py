@@ -1,0 +1,125 @@
+"""The reference output profile of a published version, on a fixed probe set.
+
+At publish, version N answers a fixed set of requests (every class, `per_class` latents from a
+fixed seed) through the real server; the per-sample output features -- the same ones the
+prediction log records (mean intensity, ink fraction, the evaluator's predicted class and
+confidence) -- and their summary are saved. Drift monitoring compares live traffic with this.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from genline.fsutil import atomic_write_json, read_json
+
+PROBE_SEED = 20261128
+FEATURES = ("mean_intensity", "ink_fraction", "pred_confidence")
+
+
+@dataclass(frozen=True)
+class ProbeSet:
+    num_classes: int
+    latent_dim: int
+    per_class: int = 32
+    seed: int = PROBE_SEED
+
+    def arrays(self) -> tuple[np.ndarray, np.ndarray]:
+        labels = np.repeat(np.arange(self.num_classes), self.per_class).astype(np.int64)
+        z = (
+            np.random.default_rng(self.seed)
+            .standard_normal((len(labels), self.latent_dim))
+            .astype(np.float32)
+        )
+        return labels, z
+
+
+def default_dir() -> Path:
+    from genline.paths import state_dir
+
+    return state_dir() / "serving" / "profiles"
+
+
+def profile_path(model: str, version: int, directory: str | Path | None = None) -> Path:
+    base = Path(directory) if directory is not None else default_dir()
+    return base / model / f"{int(version)}.json"
+
+
+def features(
+    images: np.ndarray, labels: np.ndarray, evaluator_onnx: str | Path | None
+) -> dict[str, np.ndarray]:
+    from genline.serving.predlog import _eval_predictions, _Evaluators, summarize
+
+    flat = summarize(labels, np.zeros((len(labels), 1), np.float32), images)
+    out = {
+        "label": labels,
+        "mean_intensity": np.asarray(flat["mean_intensity"]),
+        "ink_fraction": np.asarray(flat["ink_fraction"]),
+    }
+    sess = _Evaluators().get(str(evaluator_onnx) if evaluator_onnx else None)
+    if sess is not None:
+        cls, conf = _eval_predictions(sess, images.astype(np.float32))
+        out["pred_class"] = cls
+        out["pred_confidence"] = conf
+    return out
+
+
+def build_profile(
+    model: str, version: int, probe: ProbeSet, images: np.ndarray, evaluator_onnx: str | Path | None
+) -> dict[str, Any]:
+    labels, _ = probe.arrays()
+    feats = features(images, labels, evaluator_onnx)
+    summary: dict[str, Any] = {}
+    for name in FEATURES:
+        if name in feats:
+            v = feats[name].astype(float)
+            summary[name] = {
+                "mean": float(v.mean()),
+                "std": float(v.std()),
+                "quantiles": {
+                    str(q): float(np.quantile(v, q)) for q in (0.05, 0.25, 0.5, 0.75, 0.95)
+                },
+            }
+    if "pred_class" in feats:
+        counts = np.bincount(feats["pred_class"], minlength=probe.num_classes)
+        summary["pred_class_share"] = (counts / counts.sum()).round(5).tolist()
+        summary["conditional_accuracy"] = float((feats["pred_class"] == labels).mean())
+    samples = [
+        {
+            k: (int(v[i]) if k in ("label", "pred_class") else round(float(v[i]), 6))
+            for k, v in feats.items()
+        }
+        for i in range(len(labels))
+    ]
+    return {
+        "model": model,
+        "version": int(version),
+        "time": datetime.now(UTC).isoformat(),
+        "probe": {
+            "num_classes": probe.num_classes,
+            "latent_dim": probe.latent_dim,
+            "per_class": probe.per_class,
+            "seed": probe.seed,
+        },
+        "summary": summary,
+        "samples": samples,
+    }
+
+
+def save_profile(profile: dict[str, Any], directory: str | Path | None = None) -> Path:
+    path = profile_path(profile["model"], profile["version"], directory)
+    atomic_write_json(path, profile)
+    return path
+
+
+def load_profile(model: str, version: int, directory: str | Path | None = None) -> dict[str, Any]:
+    path = profile_path(model, version, directory)
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"no reference output profile for {model} version {version}: {path}"
+        )
+    return read_json(path)

@@ -1,0 +1,110 @@
+"""The serving registry: which version serves, and the lineage of every version ever published.
+
+One JSON file (`<state>/serving/registry.json`, atomic rewrites under an exclusive lock), keyed by
+(absolute repository path, model name), so a test repository never mixes with `triton_repo/`.
+
+Entry layout:
+    {"serving": 3, "previous": [1, 2],
+     "versions": {"3": {"version": 3, "state": "serving", "published_at": ..., "lineage": {...}}},
+     "events": [{"time": ..., "event": "published", "version": 3, ...}, ...]}
+"""
+
+from __future__ import annotations
+
+import fcntl
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from genline.fsutil import atomic_write_json, read_json
+
+
+def default_path() -> Path:
+    from genline.paths import state_dir
+
+    return state_dir() / "serving" / "registry.json"
+
+
+def _key(repository: str | Path, model: str) -> str:
+    return f"{Path(repository).resolve()}|{model}"
+
+
+class Registry:
+    def __init__(self, path: str | Path | None = None):
+        self.path = Path(path) if path is not None else default_path()
+
+    @contextmanager
+    def _locked(self):
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.path.with_suffix(".lock"), "a") as fh:
+            fcntl.flock(fh, fcntl.LOCK_EX)
+            try:
+                data = read_json(self.path) if self.path.exists() else {"models": {}}
+                yield data
+                atomic_write_json(self.path, data)
+            finally:
+                fcntl.flock(fh, fcntl.LOCK_UN)
+
+    def read(self) -> dict[str, Any]:
+        return read_json(self.path) if self.path.exists() else {"models": {}}
+
+    def entry(self, repository: str | Path, model: str) -> dict[str, Any]:
+        return self.read()["models"].get(
+            _key(repository, model), {"serving": None, "versions": {}, "events": []}
+        )
+
+    def serving(self, repository: str | Path, model: str) -> int | None:
+        return self.entry(repository, model).get("serving")
+
+    def known_versions(self, repository: str | Path, model: str) -> set[int]:
+        return {int(v) for v in self.entry(repository, model).get("versions", {})}
+
+    def record(
+        self,
+        repository: str | Path,
+        model: str,
+        event: str,
+        version: int,
+        *,
+        serving: int | None = None,
+        state: str | None = None,
+        lineage: dict[str, Any] | None = None,
+        reason: str | None = None,
+    ) -> dict:
+        """Append an event; optionally set the serving version, a version's state and lineage."""
+        now = datetime.now(UTC).isoformat()
+        with self._locked() as data:
+            entry = data["models"].setdefault(
+                _key(repository, model),
+                {
+                    "repository": str(Path(repository).resolve()),
+                    "model": model,
+                    "serving": None,
+                    "versions": {},
+                    "events": [],
+                },
+            )
+            v = entry["versions"].setdefault(str(version), {"version": version})
+            if state is not None:
+                v["state"] = state
+                v[f"{state}_at"] = now
+            if lineage is not None:
+                v["lineage"] = lineage
+            if reason is not None:
+                v["reason"] = reason
+            if serving is not None:
+                old = entry.get("serving")
+                if old is not None and old != serving and str(old) in entry["versions"]:
+                    if entry["versions"][str(old)].get("state") == "serving":
+                        entry["versions"][str(old)]["state"] = "standby"
+                entry["serving"] = serving
+            entry["events"].append(
+                {
+                    "time": now,
+                    "event": event,
+                    "version": version,
+                    **({"reason": reason} if reason else {}),
+                }
+            )
+            return dict(entry)

@@ -1,0 +1,531 @@
+"""Start, stop and query a real Triton Inference Server (the binary inside nvidia-pytriton).
+
+What the binary needs, and how it is given it:
+
+- its shared libraries: `site-packages/nvidia_pytriton.libs` on LD_LIBRARY_PATH;
+- a backend directory whose `python/` holds `libtriton_python.so`, `triton_python_backend_utils.py`
+  and the stub built for this Python (`python_backend_stubs/3.11/`): assembled from symlinks under
+  the run dir;
+- the stub embeds CPython and ignores PYTHONPATH; it derives `sys.prefix` from the first `python3`
+  on PATH, so the directory of `sys.executable` (the venv's bin/) goes first on PATH and the
+  stub then sees the venv's site-packages, genline included (as pytriton itself does).
+
+All three endpoints bind to loopback by default. The repository-control API (load/unload,
+index) is additionally restricted to callers presenting the admin header, whose token lives in
+the run dir (mode 0600), so it stays unreachable beyond loopback even if bound wider.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from genline import contract
+from genline.fsutil import atomic_write_json, read_json
+
+ADMIN_HEADER = "genline-admin-key"
+PIDFILE = "triton.json"
+TOKENFILE = "triton_admin_token"
+RESTRICTED_GRPC = "model-repository,logging,trace"
+RESTRICTED_HTTP = "model-repository,logging,trace"
+
+
+class ServerError(RuntimeError):
+    """Triton could not be started, stopped or reached (message says why and what to do)."""
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    """How to run Triton. Paths default (at call time) to `triton_repo/` and the state dirs."""
+
+    repository: Path = Path("triton_repo")
+    host: str = "127.0.0.1"
+    http_port: int = 8000
+    grpc_port: int = 8001
+    metrics_port: int = 8002
+    model: str = contract.MODEL_NAME
+    run_dir: Path | None = None  # default genline.paths.run_dir()
+    predlog_dir: Path | None = None  # default genline.serving.predlog.default_dir()
+    model_config_name: str | None = None  # e.g. "gpu" -> configs/gpu.pbtxt
+    log_verbose: int = 0
+    exit_timeout_s: int = 15
+    extra_args: tuple[str, ...] = field(default_factory=tuple)
+
+    def resolved_run_dir(self) -> Path:
+        from genline.paths import run_dir
+
+        return Path(self.run_dir) if self.run_dir is not None else run_dir()
+
+    def resolved_predlog_dir(self) -> Path:
+        from genline.serving.predlog import default_dir
+
+        return Path(self.predlog_dir) if self.predlog_dir is not None else default_dir()
+
+    @property
+    def grpc_url(self) -> str:
+        return f"{self.host}:{self.grpc_port}"
+
+    @property
+    def http_url(self) -> str:
+        return f"http://{self.host}:{self.http_port}"
+
+
+@dataclass(frozen=True)
+class TritonInstall:
+    binary: Path
+    libs: Path
+    backend_lib_dir: Path  # holds libtriton_python.so and triton_python_backend_utils.py
+    stub: Path
+
+
+def find_triton() -> TritonInstall:
+    """Locate the tritonserver binary, its libraries and the python-backend stub for this Python.
+
+    Raises:
+        ServerError: naming the missing piece and how to get it.
+    """
+    try:
+        import pytriton
+    except ImportError as exc:
+        raise ServerError(
+            "nvidia-pytriton is not installed (it ships the tritonserver binary): "
+            "pip install nvidia-pytriton==0.7.0"
+        ) from exc
+    root = Path(pytriton.__file__).resolve().parent
+    version = f"{sys.version_info.major}.{sys.version_info.minor}"
+    install = TritonInstall(
+        binary=root / "tritonserver" / "bin" / "tritonserver",
+        libs=root.parent / "nvidia_pytriton.libs",
+        backend_lib_dir=root / "tritonserver" / "backends" / "python",
+        stub=root
+        / "tritonserver"
+        / "python_backend_stubs"
+        / version
+        / "triton_python_backend_stub",
+    )
+    if not install.binary.is_file() or not os.access(install.binary, os.X_OK):
+        raise ServerError(f"tritonserver binary missing or not executable: {install.binary}")
+    if not install.libs.is_dir():
+        raise ServerError(f"Triton's shared libraries are missing: {install.libs}")
+    if not (install.backend_lib_dir / "libtriton_python.so").is_file():
+        raise ServerError(f"Triton's python backend is missing: {install.backend_lib_dir}")
+    if not install.stub.is_file():
+        raise ServerError(f"no python-backend stub for Python {version}: {install.stub}")
+    return install
+
+
+def prepare_backend_dir(install: TritonInstall, run_dir: Path) -> Path:
+    """A backend directory (`<run_dir>/backends/python/...`) made of symlinks; idempotent."""
+    python_dir = run_dir / "backends" / "python"
+    python_dir.mkdir(parents=True, exist_ok=True)
+    links = {
+        "libtriton_python.so": install.backend_lib_dir / "libtriton_python.so",
+        "triton_python_backend_utils.py": install.backend_lib_dir
+        / "triton_python_backend_utils.py",
+        "triton_python_backend_stub": install.stub,
+    }
+    for name, target in links.items():
+        link = python_dir / name
+        if link.is_symlink() and Path(os.readlink(link)) == target:
+            continue
+        tmp = python_dir / f".{name}.{os.getpid()}"
+        tmp.unlink(missing_ok=True)
+        tmp.symlink_to(target)
+        os.replace(tmp, link)
+    return run_dir / "backends"
+
+
+def port_in_use(host: str, port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return True
+    return False
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        return sock.getsockname()[1]
+
+
+def admin_token(run_dir: Path, create: bool = False) -> str | None:
+    path = run_dir / TOKENFILE
+    if path.is_file():
+        return path.read_text(encoding="utf-8").strip()
+    if not create:
+        return None
+    token = secrets.token_hex(16)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(token)
+    return token
+
+
+def admin_headers(run_dir: Path | None = None, protocol: str = "grpc") -> dict[str, str]:
+    """Headers that unlock the repository-control API of a server started from `run_dir`.
+
+    Triton's gRPC frontend expects the key prefixed with `triton-grpc-protocol-`; HTTP takes it
+    as given.
+    """
+    from genline.paths import run_dir as default_run_dir
+
+    token = admin_token(Path(run_dir) if run_dir is not None else default_run_dir())
+    if not token:
+        return {}
+    key = f"triton-grpc-protocol-{ADMIN_HEADER}" if protocol == "grpc" else ADMIN_HEADER
+    return {key: token}
+
+
+def build_command(
+    cfg: ServerConfig, install: TritonInstall, backend_dir: Path, token: str, load_model: bool
+) -> list[str]:
+    repo = Path(cfg.repository).resolve()
+    shm_prefix = f"genline{os.getpid()}x{secrets.token_hex(3)}"
+    cmd = [
+        str(install.binary),
+        f"--model-repository={repo}",
+        f"--backend-directory={backend_dir}",
+        "--model-control-mode=explicit",
+        "--disable-auto-complete-config",
+        "--strict-readiness=false",  # a rejected version must not unready a serving pod
+        f"--exit-timeout-secs={cfg.exit_timeout_s}",
+        f"--http-address={cfg.host}",
+        f"--http-port={cfg.http_port}",
+        f"--grpc-address={cfg.host}",
+        f"--grpc-port={cfg.grpc_port}",
+        "--allow-metrics=true",
+        "--allow-gpu-metrics=false",
+        f"--metrics-address={cfg.host}",
+        f"--metrics-port={cfg.metrics_port}",
+        f"--grpc-restricted-protocol={RESTRICTED_GRPC}:{ADMIN_HEADER}={token}",
+        f"--http-restricted-api={RESTRICTED_HTTP}:{ADMIN_HEADER}={token}",
+        f"--backend-config=python,shm-region-prefix-name={shm_prefix}",
+        f"--log-verbose={cfg.log_verbose}",
+    ]
+    if cfg.model_config_name:
+        cmd.append(f"--model-config-name={cfg.model_config_name}")
+    if load_model:
+        cmd.append(f"--load-model={cfg.model}")
+    cmd.extend(cfg.extra_args)
+    return cmd
+
+
+def server_env(install: TritonInstall, cfg: ServerConfig) -> dict[str, str]:
+    env = os.environ.copy()
+    libs = str(install.libs)
+    env["LD_LIBRARY_PATH"] = (
+        f"{env['LD_LIBRARY_PATH']}:{libs}" if env.get("LD_LIBRARY_PATH") else libs
+    )
+    env["PATH"] = f"{Path(sys.executable).parent}:{env.get('PATH', '')}"
+    env["GENLINE_PREDLOG_DIR"] = str(cfg.resolved_predlog_dir())
+    env.pop("PYTHONPATH", None)  # ignored by the stub anyway; avoid surprises in helpers
+    return env
+
+
+def _http(
+    url: str, timeout: float = 2.0, method: str = "GET", headers: dict[str, str] | None = None
+) -> tuple[int, bytes]:
+    req = urllib.request.Request(
+        url, method=method, headers=headers or {}, data=b"{}" if method == "POST" else None
+    )
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as resp:
+            return resp.status, resp.read()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read()
+    except (urllib.error.URLError, OSError):
+        return 0, b""
+
+
+def is_ready(cfg: ServerConfig, timeout: float = 2.0) -> bool:
+    return _http(f"{cfg.http_url}/v2/health/ready", timeout)[0] == 200
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:  # a zombie child of ours counts as dead
+        with open(f"/proc/{pid}/stat", encoding="utf-8") as fh:
+            return fh.read().split(")")[-1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def _is_tritonserver(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as fh:
+            return b"tritonserver" in fh.read().split(b"\0")[0]
+    except OSError:
+        return False
+
+
+def read_pidfile(run_dir: Path) -> dict | None:
+    path = run_dir / PIDFILE
+    if not path.is_file():
+        return None
+    try:
+        return read_json(path)
+    except (OSError, ValueError):
+        return None
+
+
+def running_server(run_dir: Path) -> dict | None:
+    """The pid-file record of a live Triton started from `run_dir`, else None (stale removed)."""
+    info = read_pidfile(run_dir)
+    if info is None:
+        return None
+    pid = int(info.get("pid", -1))
+    if pid > 0 and _pid_alive(pid) and _is_tritonserver(pid):
+        return info
+    (run_dir / PIDFILE).unlink(missing_ok=True)
+    return None
+
+
+def _log_tail(path: Path, lines: int = 25) -> str:
+    try:
+        text = path.read_text(encoding="utf-8", errors="replace").splitlines()
+    except OSError:
+        return ""
+    keep = [ln for ln in text if not ln.startswith("I") or "error" in ln.lower()]
+    return "\n".join(keep[-lines:])
+
+
+def _explain_failure(log: str) -> str:
+    low = log.lower()
+    if "address already in use" in low or "failed to start" in low and "port" in low:
+        return "a port is already in use"
+    if "load failed" in low or "failed to load" in low:
+        return "the model failed to load (repository invalid or a version is broken)"
+    if "poll failed" in low or "model_repository" in low and "error" in low:
+        return "the model repository is invalid"
+    return "tritonserver exited during startup"
+
+
+@dataclass
+class ServerHandle:
+    pid: int
+    config: ServerConfig
+    log: Path
+    process: subprocess.Popen | None = None
+
+    def describe(self) -> str:
+        c = self.config
+        return (
+            f"Triton pid {self.pid}: gRPC {c.host}:{c.grpc_port}  HTTP {c.http_url}  "
+            f"metrics http://{c.host}:{c.metrics_port}/metrics  (log {self.log})"
+        )
+
+
+def start(cfg: ServerConfig, *, wait_s: float = 180.0) -> ServerHandle:
+    """Start Triton in the background (own session) and wait until `/v2/health/ready`.
+
+    A live server recorded in the run dir with the same settings is reused; one with other
+    settings is stopped first, so repeated `make demo` never collides with itself.
+
+    Raises:
+        ServerError: port taken, binary/libraries missing, invalid repository, failed load.
+    """
+    from genline.serving.repository import RepositoryError, check_repository, versions
+
+    run_dir = cfg.resolved_run_dir()
+    existing = running_server(run_dir)
+    signature = _signature(cfg)
+    if existing is not None:
+        if existing.get("signature") == signature and is_ready(cfg):
+            return ServerHandle(pid=int(existing["pid"]), config=cfg, log=Path(existing["log"]))
+        stop(run_dir)
+    install = find_triton()
+    try:
+        check_repository(cfg.repository, cfg.model)
+    except RepositoryError as exc:
+        raise ServerError(str(exc)) from exc
+    for name, port in (
+        ("HTTP", cfg.http_port),
+        ("gRPC", cfg.grpc_port),
+        ("metrics", cfg.metrics_port),
+    ):
+        if port_in_use(cfg.host, port):
+            raise ServerError(
+                f"{name} port {port} on {cfg.host} is already in use; stop what holds it "
+                f"(`genline serve --stop`) or choose another port (--{name.lower()}-port)"
+            )
+    run_dir.mkdir(parents=True, exist_ok=True)
+    from genline.serving import predlog
+
+    predlog.compact(cfg.resolved_predlog_dir())  # what a killed server left in the spool
+    backend_dir = prepare_backend_dir(install, run_dir)
+    token = admin_token(run_dir, create=True)
+    has_versions = bool(versions(cfg.repository, cfg.model))
+    cmd = build_command(cfg, install, backend_dir, token, load_model=has_versions)
+    log = run_dir / "triton.log"
+    with open(log, "ab") as fh:
+        fh.write(f"\n=== genline serve {time.strftime('%Y-%m-%dT%H:%M:%S')} ===\n".encode())
+        fh.flush()
+        proc = subprocess.Popen(
+            cmd,
+            stdout=fh,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env=server_env(install, cfg),
+            start_new_session=True,
+        )
+    atomic_write_json(
+        run_dir / PIDFILE,
+        {
+            "pid": proc.pid,
+            "log": str(log),
+            "signature": signature,
+            "config": _jsonable(cfg),
+            "grpc": cfg.grpc_url,
+            "http": cfg.http_url,
+            "metrics": f"http://{cfg.host}:{cfg.metrics_port}/metrics",
+            "started": time.time(),
+        },
+    )
+    deadline = time.monotonic() + wait_s
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            (run_dir / PIDFILE).unlink(missing_ok=True)
+            tail = _log_tail(log)
+            raise ServerError(
+                f"{_explain_failure(tail)} (exit {proc.returncode}); log {log}:\n{tail}"
+            )
+        if is_ready(cfg):
+            return ServerHandle(pid=proc.pid, config=cfg, log=log, process=proc)
+        time.sleep(0.2)
+    _terminate(proc.pid, 10)
+    (run_dir / PIDFILE).unlink(missing_ok=True)
+    raise ServerError(
+        f"Triton did not become ready within {wait_s:.0f} s; log {log}:\n{_log_tail(log)}"
+    )
+
+
+def _jsonable(cfg: ServerConfig) -> dict:
+    out = asdict(cfg)
+    return {k: (str(v) if isinstance(v, Path) else v) for k, v in out.items()}
+
+
+def _signature(cfg: ServerConfig) -> str:
+    d = _jsonable(cfg)
+    d["repository"] = str(Path(cfg.repository).resolve())
+    d["predlog_dir"] = str(cfg.resolved_predlog_dir())
+    d["run_dir"] = str(cfg.resolved_run_dir())
+    return json.dumps(d, sort_keys=True)
+
+
+def _terminate(pid: int, timeout_s: float) -> bool:
+    """SIGTERM, wait, then SIGKILL. Returns True if the process is gone."""
+    try:
+        os.kill(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return True
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            done, _ = os.waitpid(pid, os.WNOHANG)
+            if done == pid:
+                return True
+        except ChildProcessError:
+            pass
+        if not _pid_alive(pid):
+            return True
+        time.sleep(0.1)
+    try:
+        os.killpg(pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    time.sleep(0.2)
+    return not _pid_alive(pid)
+
+
+def stop(run_dir: Path | None = None, timeout_s: float = 30.0) -> dict | None:
+    """Stop the Triton recorded in `run_dir` (graceful SIGTERM, then SIGKILL).
+
+    Returns:
+        The pid-file record of what was stopped, or None when nothing was running.
+    """
+    from genline.paths import run_dir as default_run_dir
+
+    run_dir = Path(run_dir) if run_dir is not None else default_run_dir()
+    info = running_server(run_dir)
+    if info is None:
+        return None
+    _terminate(int(info["pid"]), timeout_s)
+    (run_dir / PIDFILE).unlink(missing_ok=True)
+    return info
+
+
+def run_foreground(cfg: ServerConfig) -> int:
+    """`genline serve`: start, forward SIGINT/SIGTERM to Triton, wait, clean up; exit code."""
+    handle = start(cfg)
+    print(handle.describe(), flush=True)
+    stopping = {"sig": None}
+
+    def forward(signum, _frame):
+        stopping["sig"] = signum
+        try:
+            os.kill(handle.pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+
+    old = {s: signal.signal(s, forward) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        while _pid_alive(handle.pid):
+            if handle.process is not None and handle.process.poll() is not None:
+                break
+            time.sleep(0.5)
+    finally:
+        for s, h in old.items():
+            signal.signal(s, h)
+        run_dir = cfg.resolved_run_dir()
+        if not _pid_alive(handle.pid):
+            (run_dir / PIDFILE).unlink(missing_ok=True)
+    code = handle.process.returncode if handle.process is not None else 0
+    return 0 if stopping["sig"] is not None else (code or 0)
+
+
+def status(cfg: ServerConfig) -> dict:
+    """Readiness and the loaded versions, as a dict (what `genline serve --status` prints)."""
+    run_dir = cfg.resolved_run_dir()
+    info = running_server(run_dir)
+    out: dict = {
+        "pid": info.get("pid") if info else None,
+        "grpc": cfg.grpc_url,
+        "http": cfg.http_url,
+        "live": _http(f"{cfg.http_url}/v2/health/live")[0] == 200,
+        "ready": is_ready(cfg),
+        "model": cfg.model,
+        "loaded_versions": [],
+        "model_ready": False,
+    }
+    code, body = _http(f"{cfg.http_url}/v2/models/{cfg.model}")
+    if code == 200:
+        meta = json.loads(body)
+        out["loaded_versions"] = sorted(int(v) for v in meta.get("versions", []))
+        out["model_ready"] = _http(f"{cfg.http_url}/v2/models/{cfg.model}/ready")[0] == 200
+    headers = admin_headers(run_dir, protocol="http")
+    code, body = _http(f"{cfg.http_url}/v2/repository/index", method="POST", headers=headers)
+    if code == 200:
+        out["repository_index"] = json.loads(body)
+    return out

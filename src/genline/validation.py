@@ -376,6 +376,8 @@ def _describe(check: str, res: dict[str, Any], frame: pd.DataFrame) -> str:
         return f"duplicate rate {rate:.3f} above the maximum {1 - kw['min_value']:.3f}"
     if check == "class_intensity_matches_reference":
         cls = res["expectation_config"].get("meta", {}).get("class", "?")
+        if r.get("observed_value") is None:
+            return f"class {cls!r} mean intensity cannot be computed (no finite pixels)"
         return (f"class {cls!r} mean intensity {r.get('observed_value'):.3f} outside "
                 f"[{kw['min_value']:.3f}, {kw['max_value']:.3f}] set by the reference")
     return json.dumps(r, default=_json_default)[:200]
@@ -425,7 +427,7 @@ def validate_dataset(
         d = res.to_json_dict()
         grouped.setdefault(d["expectation_config"]["meta"]["check"], []).append(d)
 
-    outcomes = []
+    outcomes = [CheckOutcome("readable", True, "ok")]
     for name in CHECK_NAMES[1:]:
         results = grouped.get(name, [])
         if not results:

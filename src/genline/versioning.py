@@ -56,6 +56,8 @@ class DvcConfig:
         remote_name: the DVC remote's name in the repository config.
         endpoint_url: the S3-compatible endpoint (MinIO, Ceph, ...); empty for AWS or local.
         lock_timeout_s: how long a writer waits for another to finish before failing.
+        access_key_id, secret_access_key: S3 credentials, handed to DVC in memory only (never
+            written to the repository); empty = DVC's usual lookup (AWS_* variables, profiles).
     """
 
     repo_dir: Path
@@ -63,6 +65,14 @@ class DvcConfig:
     remote_name: str = "genline"
     endpoint_url: str = ""
     lock_timeout_s: float = 300.0
+    access_key_id: str = field(default="", repr=False)
+    secret_access_key: str = field(default="", repr=False)
+
+    @property
+    def remote_config(self) -> dict[str, str] | None:
+        creds = {"access_key_id": self.access_key_id, "secret_access_key": self.secret_access_key}
+        creds = {k: v for k, v in creds.items() if v}
+        return creds or None
 
     @classmethod
     def default(cls, root: str | Path | None = None, **overrides: Any) -> DvcConfig:
@@ -140,7 +150,7 @@ def repo_lock(cfg: DvcConfig) -> Iterator[None]:
 def _dvc_repo(cfg: DvcConfig) -> Iterator[Any]:
     from dvc.repo import Repo
 
-    repo = Repo(str(cfg.repo_dir))
+    repo = Repo(str(cfg.repo_dir), remote=cfg.remote_name, remote_config=cfg.remote_config)
     repo.scm_context.quiet = True  # no "To track the changes with git, run: ..." hints
     try:
         yield repo
@@ -347,7 +357,8 @@ def checkout(cfg: DvcConfig, version: str, out: str | Path) -> tuple[DatasetVers
         import dvc.api
 
         with _quiet(), dvc.api.open(TRACKED_NAME, repo=str(cfg.repo_dir), rev=v.commit,
-                                    remote=cfg.remote_name, mode="rb") as src, \
+                                    remote=cfg.remote_name, remote_config=cfg.remote_config,
+                                    mode="rb") as src, \
                 open(tmp, "wb") as dst:
             shutil.copyfileobj(src, dst, 1 << 20)
         got = md5_file(tmp)

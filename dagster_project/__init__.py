@@ -1,0 +1,1 @@
+"""genline's Dagster code location (load it with `dagster dev -m dagster_project.definitions`)."""

@@ -1,0 +1,215 @@
+"""The data assets: each day's batch (validated, accepted or quarantined) and the versioned
+training dataset built from the accepted batches. Thin adapters over genline.ingest/versioning.
+"""
+
+import base64
+import json
+import os
+import shutil
+
+import dagster as dg
+
+from genline.data import DataError, save_npz
+from genline.fsutil import atomic_write_bytes
+from genline.ingest import (
+    accepted_days,
+    build_training_dataset,
+    deliver_simulated,
+    ingest_batch,
+    sample_grid_png,
+)
+from genline.validation import ReferenceStats
+from genline.versioning import TRACKED_NAME, commit_dataset, current_version
+
+from .checks import incoming_batch_check_specs
+from .partitions import daily_partitions
+from .resources import AlertSinkResource, DvcRemoteResource, GenlineStateResource
+
+
+class TrainingDatasetConfig(dg.Config):
+    as_of: str = ""  # YYYY-MM-DD: union of accepted days up to it; empty = every accepted day
+
+
+def accepted_reference(
+    dvc_remote: DvcRemoteResource, genline_state: GenlineStateResource
+) -> ReferenceStats | None:
+    """The accepted reference batches are compared with: the current training_dataset version."""
+    version = current_version(dvc_remote.config(genline_state.root()))
+    if version is None or "reference" not in version.info:
+        return None
+    return ReferenceStats.from_dict(version.info["reference"])
+
+
+@dg.asset(
+    partitions_def=daily_partitions,
+    check_specs=incoming_batch_check_specs,
+    group_name="data",
+    kinds={"python", "numpy"},
+)
+def incoming_batch(
+    context: dg.AssetExecutionContext,
+    genline_state: GenlineStateResource,
+    dvc_remote: DvcRemoteResource,
+    alert_sink: AlertSinkResource,
+) -> dg.MaterializeResult:
+    """One day's delivery from the drop folder, validated: accepted into the store or
+    quarantined (with its validation result and an alert)."""
+    day = context.partition_key
+    store = genline_state.store()
+    if genline_state.simulate_builtin:
+        deliver_simulated(store, day, genline_state.start(), genline_state.simulation_days)
+    reference = accepted_reference(dvc_remote, genline_state)
+    try:
+        outcome = ingest_batch(
+            store,
+            day,
+            reference=reference,
+            config=genline_state.validation_config(),
+            alert_sink=alert_sink.directory(),
+        )
+    except DataError as exc:
+        raise dg.Failure(description=str(exc)) from exc
+    result = outcome.result
+    if not outcome.accepted:
+        context.log.error(
+            f"batch {day} quarantined in {outcome.batch_path.parent}: {result.summary()}"
+        )
+    by_name = {c.name: c for c in result.checks}
+    unreadable = not by_name["readable"].passed if "readable" in by_name else True
+    check_results = []
+    for spec in incoming_batch_check_specs:
+        c = by_name.get(spec.name)
+        if c is None:  # the delivery could not be read: nothing else was evaluated
+            check_results.append(
+                dg.AssetCheckResult(
+                    check_name=spec.name,
+                    passed=False,
+                    severity=dg.AssetCheckSeverity.WARN,
+                    description="not evaluated: the delivery could not be read",
+                )
+            )
+            continue
+        check_results.append(
+            dg.AssetCheckResult(
+                check_name=spec.name,
+                passed=c.passed,
+                description=c.summary,
+                metadata={
+                    "skipped": c.skipped,
+                    "validation_result": dg.MetadataValue.path(str(outcome.result_path)),
+                    "expectations": dg.MetadataValue.json(list(c.expectations)),
+                },
+            )
+        )
+    metadata = {
+        "status": outcome.status,
+        "num_rows": outcome.num_rows,
+        "class_counts": dg.MetadataValue.json(result.stats.get("class_counts", {})),
+        "validation_result": dg.MetadataValue.path(str(outcome.result_path)),
+        "summary": result.summary(),
+        "failed_checks": dg.MetadataValue.json([c.name for c in result.failed_checks]),
+        "delivery_sha256": outcome.delivery_sha256,
+        "reference_fingerprint": (reference.fingerprint if reference else "none yet"),
+        "unreadable": unreadable,
+    }
+    if outcome.accepted:
+        metadata["batch_path"] = dg.MetadataValue.path(str(outcome.batch_path))
+    else:
+        metadata["quarantine"] = dg.MetadataValue.path(str(outcome.batch_path.parent))
+        metadata["alert_id"] = outcome.alert_id or ""
+    return dg.MaterializeResult(
+        metadata=metadata,
+        check_results=check_results,
+        data_version=dg.DataVersion(outcome.delivery_sha256[:16]),
+    )
+
+
+@dg.asset(deps=[incoming_batch], group_name="data", kinds={"dvc", "numpy"})
+def training_dataset(
+    context: dg.AssetExecutionContext,
+    config: TrainingDatasetConfig,
+    genline_state: GenlineStateResource,
+    dvc_remote: DvcRemoteResource,
+) -> dg.Output[dict]:
+    """The union of accepted daily batches, versioned with DVC (data version = DVC md5).
+
+    The value handed to downstream assets is a dict: `path` (an immutable copy of this version's
+    canonical .npz under <state>/datasets/<md5>/), `dvc_md5`, `dvc_commit`, `dvc_repo`,
+    `dvc_remote`, `fingerprint`, `num_rows`, `classes`, `class_counts`, `accepted_days`.
+    """
+    root = genline_state.root()
+    store = genline_state.store()
+    as_of = config.as_of or None
+    try:
+        ds = build_training_dataset(store, as_of)
+    except DataError as exc:
+        raise dg.Failure(description=str(exc)) from exc
+    days = accepted_days(store, as_of)
+    staging = root / "staging" / f"training_dataset-{os.getpid()}-{context.run_id[:8]}.npz"
+    save_npz(ds, staging)
+    cfg = dvc_remote.config(root)
+    info = {
+        **ds.info(),
+        "accepted_days": days,
+        "reference": ReferenceStats.from_dataset(ds).to_dict(),
+        "dagster_run": context.run_id,
+    }
+    try:
+        version, new = commit_dataset(
+            cfg,
+            staging,
+            info,
+            message=(
+                f"training_dataset: {len(ds)} rows from {len(days)} accepted days "
+                f"({days[0]}..{days[-1]})"
+            ),
+        )
+        published = root / "datasets" / version.md5
+        path = published / TRACKED_NAME
+        if not path.exists():
+            published.mkdir(parents=True, exist_ok=True)
+            tmp = published / f".{TRACKED_NAME}.{os.getpid()}"
+            shutil.copyfile(staging, tmp)
+            os.replace(tmp, path)
+    finally:
+        staging.unlink(missing_ok=True)
+    png = sample_grid_png(ds)
+    atomic_write_bytes(published / "samples.png", png)
+    value = {
+        "path": str(path),
+        "dvc_md5": version.md5,
+        "dvc_commit": version.commit,
+        "dvc_repo": str(cfg.repo_dir),
+        "dvc_remote": cfg.remote_url,
+        "fingerprint": ds.fingerprint,
+        "num_rows": len(ds),
+        "classes": list(ds.classes),
+        "class_counts": ds.class_counts(),
+        "accepted_days": days,
+    }
+    context.log.info(
+        f"training_dataset version {version.md5} ({'new' if new else 'unchanged'}): {len(ds)} rows"
+    )
+    return dg.Output(
+        value,
+        data_version=dg.DataVersion(version.md5),
+        metadata={
+            "dvc_md5": version.md5,
+            "dvc_commit": version.commit,
+            "new_version": new,
+            "path": dg.MetadataValue.path(str(path)),
+            "num_rows": len(ds),
+            "fingerprint": ds.fingerprint,
+            "class_counts": dg.MetadataValue.json(ds.class_counts()),
+            "accepted_days": len(days),
+            "first_day": days[0],
+            "last_day": days[-1],
+            "dvc_remote": cfg.remote_url,
+            "sample_grid": dg.MetadataValue.path(str(published / "samples.png")),
+            "samples": dg.MetadataValue.md(
+                f"![samples](data:image/png;base64,{base64.b64encode(png).decode()})"
+            ),
+            "restore": f"genline data checkout {version.md5}",
+            "value": dg.MetadataValue.json(json.loads(json.dumps(value))),
+        },
+    )

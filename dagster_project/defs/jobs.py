@@ -1,0 +1,18 @@
+"""A job per stage: ingest one day's batch (partitioned), and rebuild the training dataset."""
+
+import dagster as dg
+
+from .partitions import daily_partitions
+
+ingest_job = dg.define_asset_job(
+    "ingest_job",
+    selection=dg.AssetSelection.assets("incoming_batch"),
+    partitions_def=daily_partitions,
+    description="Validate one day's delivery: accept it or quarantine it.",
+)
+
+training_dataset_job = dg.define_asset_job(
+    "training_dataset_job",
+    selection=dg.AssetSelection.assets("training_dataset"),
+    description="Union the accepted batches and record a DVC version.",
+)

@@ -1,0 +1,96 @@
+"""External systems as resources: the state directory (drop folder, stores, simulation), the DVC
+remote and the alert sink. Secrets only through `dg.EnvVar` (read at run time, hidden in the UI).
+"""
+
+import os
+from pathlib import Path
+
+import dagster as dg
+
+from genline.alerts import send_alert
+from genline.ingest import DEFAULT_SIM_DAYS, BatchStore
+from genline.paths import state_dir
+from genline.validation import ValidationConfig
+from genline.versioning import DvcConfig
+
+from .partitions import start_date
+
+
+class GenlineStateResource(dg.ConfigurableResource):
+    """genline's state directory: `incoming/`, `accepted/`, `quarantine/`, `datasets/`."""
+
+    home: str = ""  # empty: $GENLINE_HOME or ./.genline, as everywhere in genline
+    simulate_builtin: bool = True  # deliver the built-in digits' daily batches when none arrived
+    simulation_start: str = ""  # empty: the partitions' start date
+    simulation_days: int = DEFAULT_SIM_DAYS
+    min_rows: int = ValidationConfig.min_rows
+    max_duplicate_rate: float = ValidationConfig.max_duplicate_rate
+
+    def root(self) -> Path:
+        return Path(self.home).expanduser().resolve() if self.home else state_dir()
+
+    def store(self) -> BatchStore:
+        return BatchStore(self.root())
+
+    def start(self) -> str:
+        return self.simulation_start or start_date()
+
+    def validation_config(self) -> ValidationConfig:
+        return ValidationConfig(min_rows=self.min_rows, max_duplicate_rate=self.max_duplicate_rate)
+
+
+class DvcRemoteResource(dg.ConfigurableResource):
+    """Where dataset versions go: a git + DVC repository and its remote.
+
+    Defaults: `<state>/data_repo` pushing to the local directory `<state>/dvc_remote`. For an
+    S3-compatible remote set `remote_url="s3://bucket/prefix"`, `endpoint_url`, and the
+    credentials through EnvVar (see RESOURCES below).
+    """
+
+    repo_dir: str = ""
+    remote_url: str = ""
+    endpoint_url: str = ""
+    access_key_id: str = ""
+    secret_access_key: str = ""
+    lock_timeout_s: float = 300.0
+
+    def config(self, state_root: Path) -> DvcConfig:
+        return DvcConfig.default(
+            state_root,
+            repo_dir=self.repo_dir or None,
+            remote_url=self.remote_url or None,
+            endpoint_url=self.endpoint_url,
+            lock_timeout_s=self.lock_timeout_s,
+            access_key_id=self.access_key_id,
+            secret_access_key=self.secret_access_key,
+        )
+
+
+class AlertSinkResource(dg.ConfigurableResource):
+    """The alert hook (a local JSONL file sink for now)."""
+
+    sink_dir: str = ""  # empty: <state>/alerts
+
+    def directory(self) -> Path | None:
+        return Path(self.sink_dir) if self.sink_dir else None
+
+    def send(self, source: str, summary: str, **kwargs) -> dict:
+        return send_alert(source, summary, sink_dir=self.directory(), **kwargs)
+
+
+def _env_or_default(name: str) -> str | dg.EnvVar:
+    # Only names that are set are bound, so an unset optional setting keeps its default instead
+    # of failing every run; the value itself is read by Dagster at run time.
+    return dg.EnvVar(name) if os.environ.get(name) else ""
+
+
+RESOURCES = {
+    "genline_state": GenlineStateResource(),
+    "dvc_remote": DvcRemoteResource(
+        remote_url=_env_or_default("GENLINE_DVC_REMOTE_URL"),
+        endpoint_url=_env_or_default("GENLINE_DVC_ENDPOINT_URL"),
+        access_key_id=_env_or_default("GENLINE_DVC_ACCESS_KEY_ID"),
+        secret_access_key=_env_or_default("GENLINE_DVC_SECRET_ACCESS_KEY"),
+    ),
+    "alert_sink": AlertSinkResource(),
+}

@@ -1,0 +1,42 @@
+"""Sensors: new deliveries in the drop folder start an ingest run; failed runs raise an alert."""
+
+import dagster as dg
+
+from genline.ingest import delivery_sha256
+
+from .jobs import ingest_job
+from .partitions import daily_partitions
+from .resources import AlertSinkResource, GenlineStateResource
+
+
+@dg.sensor(job=ingest_job, minimum_interval_seconds=60)
+def incoming_delivery_sensor(
+    context: dg.SensorEvaluationContext, genline_state: GenlineStateResource
+):
+    """One ingest run per delivery in incoming/<YYYY-MM-DD>/ (a changed delivery runs again)."""
+    incoming = genline_state.store().incoming
+    if not incoming.is_dir():
+        return dg.SkipReason(f"{incoming} does not exist yet")
+    valid = set(daily_partitions.get_partition_keys())
+    requests = []
+    for folder in sorted(p for p in incoming.iterdir() if p.is_dir()):
+        if folder.name not in valid or not any(folder.iterdir()):
+            continue
+        sha = delivery_sha256(folder)
+        requests.append(
+            dg.RunRequest(partition_key=folder.name, run_key=f"{folder.name}:{sha[:16]}")
+        )
+    return requests or dg.SkipReason(f"no deliveries in {incoming}")
+
+
+@dg.run_failure_sensor(default_status=dg.DefaultSensorStatus.RUNNING)
+def run_failure_alert_sensor(context: dg.RunFailureSensorContext, alert_sink: AlertSinkResource):
+    """Every failed run of this code location goes to the alert hook."""
+    run = context.dagster_run
+    alert_sink.send(
+        "dagster.run",
+        f"Dagster run {run.run_id[:8]} of {run.job_name} failed: "
+        f"{context.failure_event.message or 'see the run log'}"[:500],
+        severity="warning",
+        details={"run_id": run.run_id, "job": run.job_name, "tags": dict(run.tags)},
+    )

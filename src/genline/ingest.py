@@ -187,7 +187,9 @@ def delivery_sha256(folder: str | Path) -> str:
 
 def read_delivery(folder: str | Path, cfg: DataConfig = DataConfig(),
                   classes: tuple[str, ...] | None = None) -> Dataset:
-    """Read a delivery without judging its content (the validation suite does that).
+    """Read a delivery (a folder, or an .npz file) without judging its content.
+
+    The validation suite judges the content; this only refuses what cannot be read at all.
 
     A delivery is one `.npz` (`images` (N,H,W) or (N,C,H,W), integer `labels`, optional
     `classes`; kept at its stored shape) or one subfolder per class of PNG/JPEG images (resized
@@ -199,6 +201,8 @@ def read_delivery(folder: str | Path, cfg: DataConfig = DataConfig(),
             or the arrays cannot be read (this is the `readable` check).
     """
     folder = Path(folder)
+    if folder.is_file() and folder.suffix == ".npz":
+        return _read_npz_raw(folder)
     if not folder.is_dir():
         raise DataError(f"{folder}: no delivery (folder missing)")
     entries = sorted(p for p in folder.iterdir() if not p.name.startswith("."))

@@ -289,7 +289,7 @@ def _plan(ds: Dataset, reference: ReferenceStats | None, cfg: ValidationConfig,
     intensity: dict[str, tuple[float, float]] = {}
     reason = ""
     if reference is None:
-        reason = "no accepted reference yet: intensity not compared"
+        reason = "no reference (none accepted yet): intensity not compared"
     else:
         n_by_class = frame["label"].value_counts()
         for name in classes:

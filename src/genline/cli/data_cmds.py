@@ -1,3 +1,250 @@
-"""CLI commands of this area (registered by genline.cli)."""
+"""CLI commands of the data area: `genline data ...` and `genline ui`.
 
-COMMANDS: list = []
+Dagster is never imported here: `genline ui` starts `dagster dev` as a subprocess, and
+`genline data materialize` runs `python -m dagster_project.materialize` the same way.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import click
+
+UI_PID_FILE = "dagster.pid"
+UI_LOG_FILE = "dagster.log"
+
+
+def _dvc_config(repo: str | None, remote: str | None):
+    from genline.versioning import DvcConfig
+
+    return DvcConfig.default(repo_dir=repo, remote_url=remote or os.environ.get(
+        "GENLINE_DVC_REMOTE_URL"))
+
+
+def project_root() -> Path:
+    """The directory holding `dagster_project/`: the current one, else the source checkout."""
+    for candidate in (Path.cwd(), Path(__file__).resolve().parents[3]):
+        if (candidate / "dagster_project" / "definitions.py").is_file():
+            return candidate
+    raise click.ClickException("cannot find dagster_project/ (run from the genline checkout)")
+
+
+def dagster_home() -> Path:
+    """$DAGSTER_HOME, else <state>/dagster_home (created with telemetry off)."""
+    from genline.paths import state_dir
+
+    home = Path(os.environ.get("DAGSTER_HOME") or state_dir() / "dagster_home").resolve()
+    home.mkdir(parents=True, exist_ok=True)
+    yaml = home / "dagster.yaml"
+    if not yaml.exists():
+        yaml.write_text("telemetry:\n  enabled: false\n")
+    return home
+
+
+def _dagster_env() -> dict[str, str]:
+    env = dict(os.environ)
+    from genline.paths import state_dir
+
+    env["DAGSTER_HOME"] = str(dagster_home())
+    env["GENLINE_HOME"] = str(state_dir())  # dagster dev runs from the project root
+    root = str(project_root())
+    env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+    return env
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+@click.group("data")
+def data() -> None:
+    """Daily batches, validation, quarantine and DVC dataset versions."""
+
+
+@data.command("validate")
+@click.argument("path", type=click.Path(exists=True, path_type=Path))
+@click.option("--reference", type=click.Path(exists=True, path_type=Path), default=None,
+              help="Accepted data to compare with (.npz or class folders).")
+@click.option("--min-rows", type=int, default=None, help="Fewest images accepted.")
+@click.option("--out", type=click.Path(path_type=Path), default=None,
+              help="Write the JSON validation result here.")
+def validate_cmd(path: Path, reference: Path | None, min_rows: int | None,
+                 out: Path | None) -> None:
+    """Run the validation suite on an .npz or image folder; exit 1 when a check fails."""
+    from genline.data import DataError, load_dataset
+    from genline.fsutil import atomic_write_json
+    from genline.ingest import read_delivery
+    from genline.validation import ValidationConfig, ValidationResult, validate_dataset
+
+    cfg = ValidationConfig(min_rows=min_rows) if min_rows else ValidationConfig()
+    ref = load_dataset(reference) if reference else None
+    try:
+        ds = read_delivery(path, classes=ref.classes if ref else None)
+        result = validate_dataset(ds, ref, cfg)
+    except DataError as exc:
+        result = ValidationResult.unreadable(str(path), str(exc))
+    if out:
+        atomic_write_json(out, result.to_dict())
+    for c in result.checks:
+        mark = "skip" if c.skipped else ("ok  " if c.passed else "FAIL")
+        click.echo(f"{mark} {c.name}: {c.summary}")
+    click.echo(("PASSED " if result.success else "FAILED ") + result.summary())
+    if not result.success:
+        raise SystemExit(1)
+
+
+@data.command("simulate")
+@click.option("--start", default=None, help="First day (YYYY-MM-DD); default: partitions' start.")
+@click.option("--days", type=int, default=None, help="Number of simulated days.")
+def simulate_cmd(start: str | None, days: int | None) -> None:
+    """Deliver the built-in digits' daily batches into the drop folder incoming/<day>/."""
+    from genline.ingest import DEFAULT_SIM_DAYS, DEFAULT_START_DATE, BatchStore, simulate_history
+
+    store = BatchStore.default()
+    start = start or os.environ.get("GENLINE_DATA_START_DATE") or DEFAULT_START_DATE
+    folders = simulate_history(store, start, days or DEFAULT_SIM_DAYS)
+    click.echo(f"{len(folders)} daily deliveries in {store.incoming}")
+
+
+@data.command("quarantine")
+def quarantine_cmd() -> None:
+    """List quarantined batches and why they were rejected."""
+    from genline.ingest import BatchStore, quarantined
+
+    items = quarantined(BatchStore.default())
+    if not items:
+        click.echo("no quarantined batches")
+    for q in items:
+        click.echo(f"{q['day']}  {', '.join(q['failed'])}\n    {q['summary']}\n    {q['path']}")
+
+
+@data.command("versions")
+@click.option("--repo", default=None, help="Data repository (default <state>/data_repo).")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def versions_cmd(repo: str | None, as_json: bool) -> None:
+    """List recorded dataset versions, newest first."""
+    from genline.versioning import list_versions
+
+    versions = list_versions(_dvc_config(repo, None))
+    if as_json:
+        click.echo(json.dumps([v.to_dict() for v in versions], indent=2, default=str))
+        return
+    if not versions:
+        click.echo("no dataset versions recorded yet")
+    for v in versions:
+        click.echo(f"{v.md5}  {v.created}  {v.info.get('num_rows', '?'):>6} rows  {v.message}")
+
+
+@data.command("checkout")
+@click.argument("version")
+@click.option("--out", type=click.Path(path_type=Path), default=None,
+              help="Where to write the dataset (default <state>/checkouts/<md5>.npz).")
+@click.option("--repo", default=None, help="Data repository (default <state>/data_repo).")
+@click.option("--remote", default=None, help="Override the DVC remote URL.")
+def checkout_cmd(version: str, out: Path | None, repo: str | None, remote: str | None) -> None:
+    """Restore dataset VERSION (DVC md5, prefix, commit or 'latest') byte for byte."""
+    from genline.paths import state_dir
+    from genline.versioning import VersioningError, checkout, resolve_version
+
+    cfg = _dvc_config(repo, remote)
+    try:
+        v = resolve_version(cfg, version)
+        target = out or state_dir() / "checkouts" / f"{v.md5}.npz"
+        v, path = checkout(cfg, v.md5, target)
+    except VersioningError as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(f"restored {v.md5} ({v.size} bytes, {v.info.get('num_rows', '?')} rows) -> {path}")
+
+
+@data.command("materialize")
+@click.option("--days", type=int, default=None, help="Only the last N daily partitions.")
+def materialize_cmd(days: int | None) -> None:
+    """Ingest the daily partitions and version training_dataset in the Dagster instance."""
+    cmd = [sys.executable, "-m", "dagster_project.materialize"]
+    if days:
+        cmd += ["--days", str(days)]
+    proc = subprocess.run(cmd, cwd=project_root(), env=_dagster_env(), stdout=subprocess.PIPE,
+                          text=True)
+    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("{")]
+    if proc.returncode != 0 or not lines:
+        raise click.ClickException("materializing the data assets failed (see the log above)")
+    out = json.loads(lines[-1])
+    status = out["partitions"]
+    accepted = sum(1 for s in status.values() if s == "accepted")
+    click.echo(f"{accepted}/{len(status)} daily batches accepted")
+    ds = out["training_dataset"]
+    click.echo(f"training_dataset {ds['dvc_md5']}: {ds['num_rows']} rows -> {ds['path']}")
+
+
+@click.command("ui")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", type=int, default=3000, show_default=True)
+@click.option("--background", is_flag=True, help="Start in the background (pid file in run dir).")
+@click.option("--stop", is_flag=True, help="Stop a UI started with --background.")
+def ui(host: str, port: int, background: bool, stop: bool) -> None:
+    """Start the Dagster UI (`dagster dev`) on genline's code location."""
+    from genline.paths import run_dir
+
+    pid_file = run_dir() / UI_PID_FILE
+    if stop:
+        if not pid_file.exists():
+            click.echo("the Dagster UI is not running (no pid file)")
+            return
+        pid = int(pid_file.read_text().split()[0])
+        if _pid_alive(pid):
+            os.killpg(pid, signal.SIGTERM)  # dagster dev runs its webserver/daemon as children
+            for _ in range(100):
+                if not _pid_alive(pid):
+                    break
+                time.sleep(0.1)
+            else:
+                os.killpg(pid, signal.SIGKILL)
+        pid_file.unlink(missing_ok=True)
+        click.echo(f"stopped the Dagster UI (pid {pid})")
+        return
+    dagster = shutil.which("dagster", path=str(Path(sys.executable).parent)) or "dagster"
+    cmd = [dagster, "dev", "-m", "dagster_project.definitions", "-h", host, "-p", str(port)]
+    env = _dagster_env()
+    if not background:
+        os.chdir(project_root())
+        os.execvpe(cmd[0], cmd, env)
+    if pid_file.exists() and _pid_alive(int(pid_file.read_text().split()[0])):
+        click.echo(f"the Dagster UI is already running (pid {pid_file.read_text().split()[0]})")
+        return
+    pid_file.parent.mkdir(parents=True, exist_ok=True)
+    log = open(run_dir() / UI_LOG_FILE, "ab")
+    proc = subprocess.Popen(cmd, cwd=project_root(), env=env, stdout=log, stderr=log,
+                            stdin=subprocess.DEVNULL, start_new_session=True)
+    pid_file.write_text(f"{proc.pid}\n")
+    url = f"http://{host}:{port}"
+    import urllib.request
+
+    for _ in range(240):  # the webserver needs a few seconds to load the code location
+        if proc.poll() is not None:
+            raise click.ClickException(f"dagster dev exited with {proc.returncode}; see "
+                                       f"{run_dir() / UI_LOG_FILE}")
+        try:
+            with urllib.request.urlopen(f"{url}/server_info", timeout=1):
+                break
+        except OSError:
+            time.sleep(0.5)
+    else:
+        click.echo(f"dagster dev is still starting; log: {run_dir() / UI_LOG_FILE}")
+    click.echo(f"Dagster UI: {url} (pid {proc.pid}, DAGSTER_HOME={env['DAGSTER_HOME']}); "
+               "stop with `genline ui --stop`")
+
+
+COMMANDS: list = [data, ui]

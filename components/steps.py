@@ -1,0 +1,180 @@
+"""genline's Kubeflow Pipelines v2 components: read inputs, call genline, record outputs.
+
+No `from __future__ import annotations` here: KFP reads the annotations at decoration time.
+Lightweight Python components: KFP ships each function's source to the project image
+(`components.image.PROJECT_IMAGE`, which already holds genline and kfp, so nothing is pip-installed
+at run time). Imports live inside the bodies for that reason. The undecorated functions stay
+reachable as `.python_func` for unit tests with temporary paths.
+"""
+
+from typing import NamedTuple
+
+from kfp import dsl
+from kfp.dsl import HTML, Dataset, Input, Markdown, Metrics, Model, Output
+
+from components.image import PROJECT_IMAGE
+
+component = dsl.component(base_image=PROJECT_IMAGE, install_kfp_package=False)
+
+
+@component
+def validate_dataset(
+    dataset: Output[Dataset],
+    report: Output[Markdown],
+    dataset_version: str = "",
+    dvc_repo: str = "",
+    dataset_uri: str = "",
+) -> NamedTuple("DatasetInfo", [("fingerprint", str), ("num_rows", int)]):
+    """Restore the training data (a DVC version, a path, or the built-in digits) and gate it with
+    the data layer's expectation suite; any failed check fails the step."""
+    from genline.data import load_dataset, load_npz, save_npz
+    from genline.validation import validate_dataset as run_suite
+    from genline.versioning import DvcConfig, checkout
+
+    if dataset_version:
+        version, _ = checkout(
+            DvcConfig.default(repo_dir=dvc_repo or None), dataset_version, dataset.path
+        )
+        ds, dataset.metadata["dvc_md5"] = load_npz(dataset.path), version.md5
+    else:
+        ds = load_dataset(dataset_uri or None)
+        save_npz(ds, dataset.path)
+    result = run_suite(ds)
+    with open(report.path, "w") as fh:
+        fh.write(f"# Dataset validation\n\n{result.summary()}\n")
+    dataset.metadata.update({**ds.info(), "validation_passed": result.success})
+    if not result.success:
+        raise ValueError(f"training data failed validation: {result.summary()}")
+    return (ds.fingerprint, len(ds))
+
+
+@component
+def train_generator(
+    dataset: Input[Dataset],
+    model: Output[Model],
+    loss_curve: Output[HTML],
+    preset: str = "ci",
+    world_size: int = 1,
+):
+    """Train the generator data-parallel over `world_size` processes (gloo on CPU, nccl on GPU)."""
+    from components.support import png_html
+    from genline.data import load_npz
+    from genline.distributed import DistributedConfig, train_distributed
+
+    result = train_distributed(
+        load_npz(dataset.path), preset, model.path, DistributedConfig(world_size=world_size)
+    )
+    model.metadata.update(
+        {
+            "preset": preset,
+            "world_size": result.world_size,
+            "iterations": result.iterations,
+            "seconds": round(result.seconds, 2),
+            "stopped_because": result.stopped_because,
+        }
+    )
+    with open(loss_curve.path, "w") as fh:
+        fh.write(png_html(f"{model.path}/loss.png", "training loss"))
+
+
+@component
+def evaluate_generator(
+    dataset: Input[Dataset],
+    model: Input[Model],
+    scored_model: Output[Model],
+    metrics: Output[Metrics],
+    champion_version: str = "",
+    model_repository: str = "triton_repo",
+) -> NamedTuple("GateVerdict", [("passed", bool), ("reasons", str)]):
+    """Score the generator (FD ratio, conditional accuracy, diversity) and apply the quality gate,
+    against the champion when one is named."""
+    import shutil
+
+    from components.support import resolve_champion
+    from genline.data import load_npz
+    from genline.evaluate import evaluate_model_dir
+
+    champion = resolve_champion(champion_version, model_repository)
+    shutil.copytree(model.path, scored_model.path)
+    values, gate = evaluate_model_dir(scored_model.path, load_npz(dataset.path), champion)
+    for key, value in values.items():
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            metrics.log_metric(key, float(value))
+    scored_model.metadata.update(
+        {"gate_passed": gate.passed, "gate_reasons": gate.reasons, "champion_dir": champion or ""}
+    )
+    return (gate.passed, "; ".join(gate.reasons))
+
+
+@component
+def export_onnx(
+    dataset: Input[Dataset],
+    model: Input[Model],
+    onnx_model: Output[Model],
+    samples: Output[HTML],
+    try_int8: bool = True,
+):
+    """Export to ONNX with torch parity checked, decide on INT8 by measurement, draw the samples."""
+    import shutil
+
+    from components.support import png_html
+    from genline.data import load_npz
+    from genline.export import ExportConfig, export_model_dir
+
+    shutil.copytree(model.path, onnx_model.path)
+    report = export_model_dir(
+        onnx_model.path, load_npz(dataset.path), ExportConfig(try_int8=try_int8)
+    )
+    onnx_model.metadata.update(
+        {
+            **report["parity"],
+            "int8_adopted": report["int8"]["adopted"],
+            "serving_variant": report["serving_variant"],
+            "onnx_sha256": report["files"]["model.onnx"],
+        }
+    )
+    with open(samples.path, "w") as fh:
+        fh.write(png_html(f"{onnx_model.path}/samples.png", "samples: one row per label"))
+
+
+@component
+def build_tensorrt(onnx_model: Input[Model], engine: Output[Model], target: str = "cpu"):
+    """Build a TensorRT engine for the GPU target; on CPU record why none was built."""
+    from components.tensorrt_engine import build_engine
+
+    report = build_engine(f"{onnx_model.path}/model.onnx", engine.path, target)
+    engine.metadata.update({k: v for k, v in report.items() if not isinstance(v, dict | list)})
+
+
+@component
+def publish_model(
+    onnx_model: Input[Model],
+    model_repository: str = "triton_repo",
+    triton_url: str = "127.0.0.1:8001",
+) -> NamedTuple("Published", [("version", int), ("previous", int)]):
+    """Publish the gated model into Triton: sha256-checked staging, atomic rename, load, canary."""
+    from pathlib import Path
+
+    from genline.serving.publish import Target, publish
+
+    result = publish(onnx_model.path, Target(repository=Path(model_repository), url=triton_url))
+    return (result.version, result.previous or 0)
+
+
+@component
+def alert_on_failure(status: dsl.PipelineTaskFinalStatus, pipeline_name: str = "genline-training"):
+    """The exit handler: raise an alert through genline's alert hook when any step failed."""
+    from genline.alerts import send_alert
+
+    if status.state != "SUCCEEDED":
+        send_alert(
+            "kfp.pipeline",
+            f"{pipeline_name} {status.state.lower()}: {status.error_message or 'a step failed'}",
+            severity="critical",
+            details={
+                "state": status.state,
+                "job": status.pipeline_job_resource_name,
+                "task": status.pipeline_task_name,
+                "error_code": status.error_code,
+            },
+        )

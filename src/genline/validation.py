@@ -308,6 +308,7 @@ def _plan(ds: Dataset, reference: ReferenceStats | None, cfg: ValidationConfig,
 def _expectations(plan: _Plan, cfg: ValidationConfig) -> list[tuple[str, Any]]:
     """(check name, GX expectation) pairs."""
     import great_expectations.expectations as gxe
+    from great_expectations.expectations.row_conditions import Column
 
     shape = "x".join(str(s) for s in plan.shape)
     out: list[tuple[str, Any]] = [
@@ -333,8 +334,7 @@ def _expectations(plan: _Plan, cfg: ValidationConfig) -> list[tuple[str, Any]]:
     for name, (lo, hi) in plan.intensity.items():
         out.append(("class_intensity_matches_reference", gxe.ExpectColumnMeanToBeBetween(
             column="mean_intensity", min_value=lo, max_value=hi,
-            row_condition=f"label=={json.dumps(name)}", condition_parser="pandas",
-            meta={"class": name})))
+            row_condition=Column("label") == name, meta={"class": name})))
     return out
 
 

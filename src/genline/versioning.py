@@ -165,6 +165,29 @@ def _quiet() -> contextlib.AbstractContextManager:
     return contextlib.redirect_stdout(io.StringIO())
 
 
+@contextlib.contextmanager
+def _dvc_errors() -> Iterator[list[str]]:
+    """Collect DVC's logged errors (the reason behind "1 files failed to upload")."""
+    import logging
+
+    errors: list[str] = []
+
+    class _Collect(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            cause = f": {record.exc_info[1]}" if record.exc_info and record.exc_info[1] else ""
+            errors.append((record.getMessage() + cause)[:300])
+
+    handler = _Collect(level=logging.ERROR)
+    loggers = [logging.getLogger(name) for name in ("dvc", "dvc_data", "dvc_objects")]
+    for logger in loggers:
+        logger.addHandler(handler)
+    try:
+        yield errors
+    finally:
+        for logger in loggers:
+            logger.removeHandler(handler)
+
+
 def _configure_remote(cfg: DvcConfig) -> None:
     with _dvc_repo(cfg) as repo, repo.config.edit() as conf:
         remote: dict[str, Any] = {"url": cfg.remote_url}
@@ -252,12 +275,14 @@ def commit_dataset(cfg: DvcConfig, src: str | Path, info: dict[str, Any] | None 
             with _quiet(), _dvc_repo(cfg) as repo:
                 repo.add(str(tracked))
                 try:
-                    repo.push(remote=cfg.remote_name)
+                    with _dvc_errors() as errors:
+                        repo.push(remote=cfg.remote_name)
                 except Exception as exc:
+                    why = f" ({errors[-1]})" if errors else ""
                     raise VersioningError(
                         f"dvc push to remote {cfg.remote_name!r} ({cfg.remote_url}) failed: "
-                        f"{type(exc).__name__}: {exc}. The dataset version was not advanced; "
-                        "check that the remote is reachable and writable") from exc
+                        f"{type(exc).__name__}: {exc}{why}. The dataset version was not "
+                        "advanced; check that the remote is reachable and writable") from exc
             atomic_write_json(cfg.repo_dir / INFO_NAME, {"md5": md5, **(info or {})})
             _git(cfg.repo_dir, "add", f"{TRACKED_NAME}.dvc", INFO_NAME, ".gitignore")
             _git(cfg.repo_dir, "commit", "-q", "-m", message or f"dataset {md5}")

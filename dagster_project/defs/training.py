@@ -1,0 +1,187 @@
+"""Training: the generator, trained by the Kubeflow pipeline on the current training_dataset.
+
+`generator_model` launches `pipelines/training_pipeline.py` for the DVC version at the head of the
+data repository: locally through kfp.local by default, on a Kubeflow Pipelines cluster when the
+`kubeflow` resource has a host ($KFP_HOST). The run id, metrics, gate verdict, artifact
+locations and the sample grid land in the materialization's metadata; the blocking check
+`passes_quality_gate` carries the gate's verdict so nothing downstream consumes a failing model.
+"""
+
+
+import base64
+import os
+from pathlib import Path
+from typing import Any
+
+import dagster as dg
+
+from genline.versioning import current_version
+
+from .resources import DvcRemoteResource, GenlineStateResource
+
+GATE_CHECK = "passes_quality_gate"
+HEADLINE_METRICS = ("fd_ratio", "conditional_accuracy", "evaluator_accuracy", "diversity_ratio")
+
+
+class KubeflowPipelinesResource(dg.ConfigurableResource):
+    """Where the training pipeline runs: a Kubeflow Pipelines endpoint, or here (kfp.local)."""
+
+    host: str = ""  # empty: run locally, each step a subprocess of this environment
+    token: str = ""  # bearer token for clusters behind auth (only through EnvVar)
+    experiment: str = "genline"
+    wait_s: float = 7200.0  # on a cluster: how long to wait for the run to finish
+
+    def run(self, params: dict[str, Any], target: str, local_root: Path):
+        from pipelines.run import KFP_HOST_ENV, run_local, submit_to_cluster
+
+        host = self.host or os.environ.get(KFP_HOST_ENV, "")  # read at run time
+        if not host:
+            return run_local(params, target, root=local_root)
+        client = None
+        if self.token:
+            import kfp
+
+            client = kfp.Client(host=host, existing_token=self.token)
+        return submit_to_cluster(params, host, target, self.experiment, self.wait_s, client)
+
+
+class TrainingPipelineConfig(dg.Config):
+    """Run options; anything left empty/None takes the pipeline's own default."""
+
+    preset: str | None = None
+    world_size: int | None = None
+    champion_version: str | None = None
+    target: str = "cpu"
+    publish: bool | None = None
+    model_repository: str | None = None
+    triton_url: str | None = None
+    try_int8: bool | None = None
+
+    def params(self) -> dict[str, Any]:
+        return {k: v for k, v in self.model_dump().items() if v is not None}
+
+
+def _png_markdown(path: Path) -> str:
+    return f"![samples](data:image/png;base64,{base64.b64encode(path.read_bytes()).decode()})"
+
+
+@dg.asset(
+    deps=["training_dataset"],
+    group_name="training",
+    kinds={"kubeflow", "pytorch", "onnx"},
+    check_specs=[
+        dg.AssetCheckSpec(
+            GATE_CHECK,
+            asset="generator_model",
+            blocking=True,
+            description="The quality gate passed (FD ratio, conditional accuracy, diversity, and "
+            "not worse than the champion when one was named).",
+        )
+    ],
+)
+def generator_model(
+    context: dg.AssetExecutionContext,
+    config: TrainingPipelineConfig,
+    kubeflow: KubeflowPipelinesResource,
+    genline_state: GenlineStateResource,
+    dvc_remote: DvcRemoteResource,
+) -> dg.MaterializeResult:
+    """The conditional generator, trained and gated by the Kubeflow pipeline."""
+    root = genline_state.root()
+    dvc = dvc_remote.config(root)
+    version = current_version(dvc)
+    if version is None:
+        raise dg.Failure(
+            description=f"no training_dataset version in {dvc.repo_dir} yet: "
+            "materialize training_dataset first"
+        )
+    params = {"dataset_version": version.md5, "dvc_repo": str(dvc.repo_dir), **config.params()}
+    context.log.info(f"training pipeline on dataset version {version.md5}: {params}")
+    run = kubeflow.run(params, config.target, root / "kfp")
+    summary = run.summary()
+    metadata: dict[str, Any] = {
+        "kfp_run_id": run.run_id,
+        "kfp_mode": run.mode,
+        "kfp_state": run.state,
+        "dataset_version": version.md5,
+        "dataset_commit": version.commit,
+        "parameters": dg.MetadataValue.json(run.parameters),
+    }
+    if run.url:
+        metadata["kfp_url"] = dg.MetadataValue.url(run.url)
+    if run.run_dir:
+        metadata["kfp_outputs"] = dg.MetadataValue.path(str(run.run_dir))
+    if run.mode == "local" and run.state != "SUCCEEDED":
+        raise dg.Failure(
+            description=f"pipeline run {run.run_id} failed; see the step logs above "
+            f"and {run.run_dir}",
+            metadata=metadata,
+        )
+    if run.mode == "cluster":  # metrics and artifacts live in the cluster's KFP UI and store
+        passed = str(run.state).upper() == "SUCCEEDED"
+        return dg.MaterializeResult(
+            metadata=metadata,
+            check_results=[
+                dg.AssetCheckResult(
+                    check_name=GATE_CHECK,
+                    passed=passed,
+                    metadata={"kfp_state": run.state, "see": run.url or ""},
+                )
+            ],
+        )
+
+    metrics = run.metrics
+    for key in HEADLINE_METRICS:
+        if key in metrics:
+            metadata[key] = float(metrics[key])
+    model_dir = run.model_dir
+    onnx = run.artifact("export-onnx", "onnx_model")["metadata"]
+    metadata.update(
+        {
+            "gate_passed": bool(run.gate_passed),
+            "gate_reasons": run.gate_reasons or "",
+            "metrics": dg.MetadataValue.json(metrics),
+            "model_dir": dg.MetadataValue.path(str(model_dir)),
+            "onnx": dg.MetadataValue.path(str(model_dir / "model.onnx")),
+            "onnx_sha256": onnx.get("onnx_sha256", ""),
+            "int8_adopted": bool(onnx.get("int8_adopted", False)),
+            "tensorrt": dg.MetadataValue.json(run.artifact("build-tensorrt", "engine")["metadata"]),
+            "train": dg.MetadataValue.json(run.artifact("train-generator", "model")["metadata"]),
+            "published_version": run.published_version if run.published_version else -1,
+            "seconds": round(run.seconds, 1),
+        }
+    )
+    if run.samples_png:
+        metadata["sample_grid"] = dg.MetadataValue.path(str(run.samples_png))
+        metadata["samples"] = dg.MetadataValue.md(_png_markdown(run.samples_png))
+    context.log.info(
+        f"run {run.run_id}: gate {'passed' if run.gate_passed else 'FAILED'} "
+        f"{summary['metrics'].get('fd_ratio')}"
+    )
+    return dg.MaterializeResult(
+        metadata=metadata,
+        data_version=dg.DataVersion(onnx.get("onnx_sha256", run.run_id)[:16]),
+        check_results=[
+            dg.AssetCheckResult(
+                check_name=GATE_CHECK,
+                passed=bool(run.gate_passed),
+                severity=dg.AssetCheckSeverity.ERROR,
+                metadata={
+                    "reasons": run.gate_reasons or "",
+                    **{k: float(metrics[k]) for k in HEADLINE_METRICS if k in metrics},
+                },
+            )
+        ],
+    )
+
+
+training_job = dg.define_asset_job(
+    "training_job",
+    selection=dg.AssetSelection.assets("generator_model"),
+    description="Train, gate and export the generator through the Kubeflow pipeline.",
+)
+
+
+# Host and token: set them here with dg.EnvVar in a deployment; left empty, $KFP_HOST (and
+# $KFP_TOKEN) are read when a run starts, and without a host the pipeline runs locally.
+RESOURCES = {"kubeflow": KubeflowPipelinesResource()}

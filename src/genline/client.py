@@ -28,10 +28,17 @@ RETRYABLE = ("StatusCode.UNAVAILABLE",)
 class GenerationError(RuntimeError):
     """The server refused or failed the request. `.status` is the gRPC status name."""
 
-    def __init__(self, message: str, status: str | None = None, request_id: str | None = None):
+    def __init__(
+        self,
+        message: str,
+        status: str | None = None,
+        request_id: str | None = None,
+        attempts: int = 1,
+    ):
         super().__init__(message)
         self.status = status
         self.request_id = request_id
+        self.attempts = attempts
 
 
 @dataclass(frozen=True)
@@ -106,7 +113,7 @@ class GenlineClient:
         *,
         z: np.ndarray | None = None,
         seed: int | None = None,
-        version: int | None = None,
+        version: int | str | None = None,
         request_id: str | None = None,
     ) -> Generation:
         """Generate one image per label.
@@ -115,9 +122,16 @@ class GenlineClient:
             labels: class indices, shape (B,).
             z: latent noise (B, latent_dim) float32; drawn from `seed` when omitted.
             seed: seed for z (also logged server-side).
-            version: pin a model version; default is whatever serves.
+            version: pin a model version (a positive integer); default is whatever serves.
             request_id: idempotency key; a fresh uuid when omitted.
         """
+        if version is not None:
+            from genline.serving.repository import RepositoryError, check_version
+
+            try:
+                version = check_version(version)
+            except RepositoryError as exc:
+                raise GenerationError(str(exc), "INVALID_ARGUMENT") from exc
         labels = np.asarray(labels, dtype=np.int64).reshape(-1)
         if z is None:
             rng = np.random.default_rng(seed)
@@ -164,7 +178,10 @@ class GenlineClient:
             left = self.deadline_s - (time.monotonic() - start)
             if left <= 0:
                 raise GenerationError(
-                    f"deadline of {self.deadline_s}s exceeded", "DEADLINE_EXCEEDED", request_id
+                    f"deadline of {self.deadline_s}s exceeded",
+                    "DEADLINE_EXCEEDED",
+                    request_id,
+                    attempt,
                 )
             try:
                 return fn(min(self.timeout_s, left))
@@ -178,5 +195,6 @@ class GenlineClient:
                     f"{status or 'error'}: {exc.message()}",
                     status.replace("StatusCode.", "") or None,
                     request_id,
+                    attempt + 1,
                 ) from exc
         raise AssertionError("unreachable")

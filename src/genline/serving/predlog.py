@@ -139,6 +139,7 @@ class SpoolWriter:
         self._dirty = False
         self._stop = threading.Event()
         self._child = None
+        self._records = 0
         self._open_segment()
         self._thread = threading.Thread(target=self._loop, name="genline-predlog", daemon=True)
         self._thread.start()
@@ -161,6 +162,7 @@ class SpoolWriter:
                 raise RuntimeError("prediction log is closed")
             os.write(self._fd, data)
             self._bytes += len(data)
+            self._records += 1
             self._dirty = True
 
     def _rotate_locked(self) -> Path | None:
@@ -176,10 +178,11 @@ class SpoolWriter:
 
     def rotate(self) -> None:
         with self._lock:
-            if self._bytes <= len(json.dumps(self.header)) + 64 and not self._dirty:
-                return  # nothing but the header: keep the segment
+            if not self._records:
+                return  # nothing but the header: keep the segment open
             self._rotate_locked()
             self._open_segment()
+            self._records = 0
             self._dirty = False
 
     def _loop(self) -> None:
@@ -499,13 +502,19 @@ def compact(directory: str | Path | None = None, *, wait: bool = True) -> dict[s
 
 
 def read_predictions(
-    directory: str | Path | None = None, *, compact_first: bool = True, since: float | None = None
+    directory: str | Path | None = None,
+    *,
+    compact_first: bool = True,
+    include_live: bool = True,
+    since: float | None = None,
 ):
     """All logged predictions as a DataFrame, one row per (request_id, sample_index).
 
     Args:
         directory: prediction-log dir (default `default_dir()`).
         compact_first: compact pending spool segments before reading.
+        include_live: also read (without consuming) the open segments of running writers, so
+            nothing already answered is invisible while it waits for its Parquet file.
         since: only rows with `time >= since` (epoch seconds).
     """
     import pandas as pd
@@ -515,9 +524,20 @@ def read_predictions(
     if compact_first:
         compact(directory, wait=True)
     files = sorted((directory / STORE).glob("date=*/hour=*/part-*.parquet"))
-    if not files:
-        return _frame([]).iloc[0:0]
     frames = [pq.read_table(f).to_pandas() for f in files]
+    if include_live:
+        evaluators = _Evaluators()
+        spool = directory / SPOOL
+        for segment in sorted(spool.glob(f"*{OPEN_SUFFIX}")) if spool.is_dir() else []:
+            try:
+                header, records, _ = read_segment(segment)
+            except FileNotFoundError:  # sealed meanwhile; its Parquet is read next time
+                continue
+            if records:
+                frames.append(_frame(expand(header, records, evaluators)))
+    frames = [f for f in frames if len(f)]
+    if not frames:
+        return _frame([]).iloc[0:0]
     df = pd.concat(frames, ignore_index=True)
     if since is not None:
         df = df[df["time"] >= since]

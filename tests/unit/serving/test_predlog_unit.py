@@ -1,0 +1,155 @@
+"""The prediction-log spool and its compaction, without a server."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import time
+
+import numpy as np
+import onnx_fixture
+import pandas as pd
+import pytest
+
+from genline import contract
+from genline.serving import predlog
+
+
+def record(rid, n=2, t=None, status="OK", seed=0):
+    rng = np.random.default_rng(seed)
+    labels, z = np.arange(n) % 10, rng.standard_normal((n, 64)).astype(np.float32)
+    images = rng.random((n, 1, 8, 8)).astype(np.float32)
+    rec = {
+        "request_id": rid,
+        "time": t or time.time(),
+        "version": 3,
+        "status": status,
+        "error": None if status == "OK" else "bad",
+        "seed": seed,
+        "latency_ms": 0.5,
+        "batch": n,
+    }
+    if status == "OK":
+        rec.update(predlog.summarize(labels, z, images))
+        rec["images"] = predlog.encode_images(images)
+    return rec
+
+
+@pytest.fixture
+def evaluator(tmp_path):
+    return onnx_fixture.make_model_dir(tmp_path / "m") / contract.EVALUATOR_ONNX
+
+
+def writer(d, evaluator, **kw):
+    return predlog.SpoolWriter(
+        d,
+        {
+            "model": "g",
+            "version": 3,
+            "instance": "i0",
+            "evaluator": str(evaluator),
+            "image_shape": [1, 8, 8],
+        },
+        compact=False,
+        **kw,
+    )
+
+
+def test_records_become_hourly_parquet_with_features(tmp_path, evaluator):
+    w = writer(tmp_path, evaluator)
+    t0 = 1_800_000_000.0  # a fixed hour boundary check
+    w.write(record("a", 2, t=t0 - 10))
+    w.write(record("b", 3, t=t0 + 3600))
+    w.write(record("c", status="INVALID_ARGUMENT", t=t0 + 3600))
+    w.close(compact_now=False)
+    stats = predlog.compact(tmp_path)
+    assert stats == {"segments": 1, "requests": 3, "rows": 6, "malformed": 0}
+    parts = sorted((tmp_path / predlog.STORE).glob("date=*/hour=*/*.parquet"))
+    assert len({p.parent for p in parts}) == 2  # two hours -> two partitions
+    df = predlog.read_predictions(tmp_path)
+    assert list(df.columns) == predlog.COLUMNS
+    assert len(df) == 6 and set(df.request_id) == {"a", "b", "c"}
+    ok = df[df.status == "OK"]
+    assert ok.pred_class.notna().all() and ok.pred_confidence.between(0, 1).all()
+    bad = df[df.request_id == "c"]
+    assert bad.sample_index.tolist() == [-1] and bad.label.isna().all()
+    assert not list((tmp_path / predlog.SPOOL).glob("*.jsonl"))
+
+
+def test_compaction_is_idempotent_and_reads_deduplicate(tmp_path, evaluator):
+    w = writer(tmp_path, evaluator)
+    w.write(record("a"))
+    w.write(record("a"))  # a client retry with the same id
+    w.close(compact_now=False)
+    seg = next((tmp_path / predlog.SPOOL).glob("*.ready.jsonl"))
+    backup = tmp_path / "seg.bak"
+    shutil.copy(seg, backup)
+    predlog.compact(tmp_path)
+    shutil.copy(backup, seg)  # as if we crashed after writing Parquet, before deleting the segment
+    predlog.compact(tmp_path)
+    df = predlog.read_predictions(tmp_path)
+    assert len(df) == 2 and sorted(df.sample_index) == [0, 1]
+
+
+def test_torn_last_line_and_dead_writer_segment(tmp_path, evaluator):
+    # a writer in another process that is SIGKILLed after three records and a torn fourth
+    code = f"""
+import os, sys, json
+sys.path.insert(0, {str(os.path.dirname(__file__))!r})
+from test_predlog_unit import record
+from genline.serving import predlog
+w = predlog.SpoolWriter({str(tmp_path)!r}, {{"model": "g", "version": 3, "instance": "k",
+    "evaluator": None, "image_shape": [1, 8, 8]}}, compact=False, flush_s=100, rotate_s=100)
+for i in range(3):
+    w.write(record(f"k{{i}}"))
+os.write(w._fd, b'{{"request_id": "torn", "ti')
+os.kill(os.getpid(), 9)
+"""
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.returncode == -9, proc.stderr
+    open_segs = list((tmp_path / predlog.SPOOL).glob("*.open.jsonl"))
+    assert len(open_segs) == 1 and predlog.pending_segments(tmp_path) == open_segs
+    stats = predlog.compact(tmp_path)
+    assert stats["requests"] == 3 and stats["malformed"] == 1
+    df = predlog.read_predictions(tmp_path)
+    assert set(df.request_id) == {"k0", "k1", "k2"}
+    assert df.pred_class.isna().all()  # no evaluator recorded: features left empty, not invented
+
+
+def test_open_segment_of_a_live_writer_is_left_alone(tmp_path, evaluator):
+    w = writer(tmp_path, evaluator)
+    w.write(record("live"))
+    assert predlog.pending_segments(tmp_path) == []
+    assert predlog.compact(tmp_path)["segments"] == 0
+    w.close(compact_now=False)
+    assert predlog.compact(tmp_path)["requests"] == 1
+
+
+def test_rotation_and_background_compaction(tmp_path, evaluator):
+    w = predlog.SpoolWriter(
+        tmp_path,
+        {
+            "model": "g",
+            "version": 3,
+            "instance": "i",
+            "evaluator": str(evaluator),
+            "image_shape": [1, 8, 8],
+        },
+        flush_s=0.05,
+        rotate_s=0.2,
+    )
+    w.write(record("bg"))
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and not list((tmp_path / predlog.STORE).rglob("*.parquet")):
+        time.sleep(0.1)
+    w.close()
+    df = predlog.read_predictions(tmp_path, compact_first=False)
+    assert set(df.request_id) == {"bg"}
+
+
+def test_read_empty_store(tmp_path):
+    df = predlog.read_predictions(tmp_path)
+    assert len(df) == 0 and list(df.columns) == predlog.COLUMNS
+    assert isinstance(df, pd.DataFrame)

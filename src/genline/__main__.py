@@ -1,0 +1,3 @@
+from genline.cli import main
+
+main()

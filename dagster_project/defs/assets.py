@@ -145,14 +145,14 @@ def training_dataset(
     except DataError as exc:
         raise dg.Failure(description=str(exc)) from exc
     days = accepted_days(store, as_of)
-    staging = root / "staging" / f"training_dataset-{os.getpid()}-{context.run_id[:8]}.npz"
+    staging = root / "staging" / f"training_dataset-{os.getpid()}-{context.run.run_id[:8]}.npz"
     save_npz(ds, staging)
     cfg = dvc_remote.config(root)
     info = {
         **ds.info(),
         "accepted_days": days,
         "reference": ReferenceStats.from_dataset(ds).to_dict(),
-        "dagster_run": context.run_id,
+        "dagster_run": context.run.run_id,
     }
     try:
         version, new = commit_dataset(

@@ -2,12 +2,9 @@
 
 import dagster as dg
 
-from .partitions import daily_partitions
-
 ingest_job = dg.define_asset_job(
     "ingest_job",
     selection=dg.AssetSelection.assets("incoming_batch"),
-    partitions_def=daily_partitions,
     description="Validate one day's delivery: accept it or quarantine it.",
 )
 

@@ -1,0 +1,54 @@
+"""The code location loads; a module added to defs/ joins it without editing definitions.py."""
+
+from __future__ import annotations
+
+import dagster as dg
+import pytest
+
+from genline.validation import CHECK_NAMES
+
+pytestmark = pytest.mark.integration
+
+
+def test_location_contents(defs):
+    repo = defs.get_repository_def()
+    keys = {k.to_user_string() for k in repo.asset_graph.get_all_asset_keys()}
+    assert {"incoming_batch", "training_dataset"} <= keys
+    checks = {(c.asset_key.to_user_string(), c.name) for c in repo.asset_graph.asset_check_keys}
+    assert {("incoming_batch", n) for n in CHECK_NAMES} <= checks
+    assert ("training_dataset", "training_dataset_restorable") in checks
+    assert all(repo.asset_graph.get_check_spec(k).blocking
+               for k in repo.asset_graph.asset_check_keys
+               if k.asset_key.to_user_string() in ("incoming_batch", "training_dataset"))
+    jobs = {j.name for j in repo.get_all_jobs()}
+    assert {"ingest_job", "training_dataset_job"} <= jobs
+    assert {s.name for s in repo.schedule_defs} >= {"daily_ingest_schedule",
+                                                     "daily_training_dataset_schedule"}
+    assert {s.name for s in repo.sensor_defs} >= {"incoming_delivery_sensor",
+                                                   "run_failure_alert_sensor"}
+    parts = repo.get_job("ingest_job").partitions_def
+    assert parts.get_first_partition_key() == "2026-11-01"
+
+
+def test_a_new_defs_module_is_picked_up(tmp_path, monkeypatch):
+    import dagster_project.defs as pkg
+    from dagster_project.definitions import build_definitions
+
+    extra = tmp_path / "extra_defs"
+    extra.mkdir()
+    (extra / "zz_downstream.py").write_text(
+        "import dagster as dg\n\n"
+        "class Probe(dg.ConfigurableResource):\n    value: str = 'x'\n\n"
+        "RESOURCES = {'probe': Probe()}\n\n"
+        "@dg.asset(deps=['training_dataset'])\n"
+        "def downstream_model(probe: Probe) -> None:\n    '''Uses the dataset.'''\n\n"
+        "downstream_job = dg.define_asset_job('downstream_job',\n"
+        "    selection=dg.AssetSelection.assets('downstream_model'))\n"
+    )
+    monkeypatch.setattr(pkg, "__path__", [*pkg.__path__, str(extra)])
+    loc = build_definitions().get_repository_def()
+    assert dg.AssetKey("downstream_model") in loc.asset_graph.get_all_asset_keys()
+    assert "downstream_job" in {j.name for j in loc.get_all_jobs()}
+    assert "probe" in loc.get_top_level_resources()
+    parents = loc.asset_graph.get(dg.AssetKey("downstream_model")).parent_keys
+    assert parents == {dg.AssetKey("training_dataset")}

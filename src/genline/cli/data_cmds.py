@@ -169,6 +169,34 @@ def checkout_cmd(version: str, out: Path | None, repo: str | None, remote: str |
     click.echo(f"restored {v.md5} ({v.size} bytes, {v.info.get('num_rows', '?')} rows) -> {path}")
 
 
+@data.command("path")
+@click.argument("version", default="latest")
+@click.option("--repo", default=None, help="Data repository (default <state>/data_repo).")
+def path_cmd(version: str, repo: str | None) -> None:
+    """Print the .npz path of dataset VERSION (default latest), restoring it if needed.
+
+    For scripts: `genline train --data "$(genline data path)"`.
+    """
+    from genline.paths import state_dir
+    from genline.versioning import (
+        TRACKED_NAME,
+        VersioningError,
+        checkout,
+        md5_file,
+        resolve_version,
+    )
+
+    cfg = _dvc_config(repo, None)
+    try:
+        v = resolve_version(cfg, version)
+        target = state_dir() / "datasets" / v.md5 / TRACKED_NAME
+        if not target.is_file() or md5_file(target) != v.md5:
+            checkout(cfg, v.md5, target)
+    except VersioningError as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(str(target))
+
+
 @data.command("materialize")
 @click.option("--days", type=int, default=None, help="Only the last N daily partitions.")
 def materialize_cmd(days: int | None) -> None:

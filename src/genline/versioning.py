@@ -158,11 +158,21 @@ def _dvc_repo(cfg: DvcConfig) -> Iterator[Any]:
         repo.close()
 
 
-def _quiet() -> contextlib.AbstractContextManager:
-    """DVC prints hints ("To track the changes with git, run: ...") to stdout; keep them out."""
+@contextlib.contextmanager
+def _quiet() -> Iterator[None]:
+    """Keep DVC's hints ("Initialized DVC repository", "To track the changes with git, run")
+    out of stdout: they are INFO records of the `dvc` logger and plain prints."""
     import io
+    import logging
 
-    return contextlib.redirect_stdout(io.StringIO())
+    logger = logging.getLogger("dvc")
+    level = logger.level
+    logger.setLevel(max(level, logging.WARNING))
+    try:
+        with contextlib.redirect_stdout(io.StringIO()):
+            yield
+    finally:
+        logger.setLevel(level)
 
 
 @contextlib.contextmanager

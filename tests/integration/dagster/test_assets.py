@@ -205,7 +205,7 @@ def test_two_materializations_at_once_serialise(defs, instance, state, tmp_path)
     procs = [subprocess.Popen([sys.executable, "-c", script, day], stdout=subprocess.PIPE,
                               stderr=subprocess.DEVNULL, text=True)
              for day in ("2026-11-01", "2026-11-02")]
-    outs = [p.communicate(timeout=240)[0].split() for p in procs]
+    outs = [p.communicate(timeout=240)[0].splitlines()[-1:][0].split() for p in procs]
     assert all(o and o[0] == "OK" for o in outs), outs
     cfg = DvcConfig.default(state)
     versions = list_versions(cfg)

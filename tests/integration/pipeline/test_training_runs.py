@@ -1,0 +1,121 @@
+"""The training pipeline for real: data-parallel training, kfp.local runs, the Dagster asset.
+
+One genline state directory is shared by the tests of this module so the evaluator (trained
+once per dataset fingerprint) is trained only once.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from pathlib import Path
+
+import dagster as dg
+import pytest
+
+from genline import contract
+from genline.alerts import read_alerts
+from genline.data import load_builtin, save_npz
+from genline.distributed import DistributedConfig, train_distributed
+from genline.evaluate import evaluate_model_dir
+from genline.train import preset
+from genline.versioning import DvcConfig, commit_dataset, md5_file
+
+pytestmark = [pytest.mark.integration]
+
+
+@pytest.fixture(scope="module")
+def home(tmp_path_factory):
+    home = tmp_path_factory.mktemp("genline-home")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("GENLINE_HOME", str(home))
+        mp.delenv("KFP_HOST", raising=False)
+        yield home
+
+
+@pytest.mark.slow
+def test_two_processes_reach_the_same_gate_as_one(home, tmp_path):
+    data = load_builtin()
+    verdicts = {}
+    for world in (1, 2):
+        out = tmp_path / f"world{world}"
+        # the same number of iterations for both, whatever the load on the machine
+        cfg = preset("ci", max_seconds=900.0)
+        result = train_distributed(
+            data, "ci", out, DistributedConfig(world_size=world), train_cfg=cfg
+        )
+        assert result.iterations == cfg.iterations
+        assert result.world_size == world
+        info = json.loads((out / "train.json").read_text())
+        assert info["world_size"] == world and info["iterations"] > 0
+        metrics, gate = evaluate_model_dir(out, data)
+        assert math.isfinite(metrics["fd_ratio"])
+        verdicts[world] = (gate.passed, gate.reasons, metrics["fd_ratio"])
+    assert verdicts[1][0] is True, f"1 process failed the gate: {verdicts[1]}"
+    assert verdicts[2][0] is True, f"2 processes failed the gate: {verdicts[2]}"
+
+
+def test_a_failing_step_fails_the_run_and_raises_an_alert(home):
+    from pipelines.run import run_local
+
+    before = len(read_alerts())
+    run = run_local({"dataset_uri": str(home / "no-such-data.npz")})
+    assert run.state == "FAILED"
+    assert "train-generator" not in run.tasks and run.gate_passed is None
+    alerts = read_alerts()[before:]
+    assert [a["source"] for a in alerts] == ["kfp.pipeline"]
+    assert alerts[0]["details"]["state"] == "FAILED"
+
+
+@pytest.mark.slow
+def test_generator_model_asset_trains_through_the_pipeline(home, tmp_path):
+    from dagster_project.defs.resources import DvcRemoteResource, GenlineStateResource
+    from dagster_project.defs.training import GATE_CHECK, KubeflowPipelinesResource, generator_model
+
+    # a real DVC version of the built-in digits, as the training_dataset asset records it
+    npz = save_npz(load_builtin(), tmp_path / "training_dataset.npz")
+    version, _ = commit_dataset(DvcConfig.default(home), npz, {"source": "test"}, "test version")
+
+    (tmp_path / "dagster_home").mkdir()
+    with dg.instance_for_test(temp_dir=str(tmp_path / "dagster_home")) as instance:
+        result = dg.materialize(
+            [generator_model],
+            instance=instance,
+            resources={
+                "kubeflow": KubeflowPipelinesResource(),
+                "genline_state": GenlineStateResource(home=str(home)),
+                "dvc_remote": DvcRemoteResource(),
+            },
+            run_config={"ops": {"generator_model": {"config": {"try_int8": False}}}},
+        )
+    assert result.success
+    (mat,) = result.asset_materializations_for_node("generator_model")
+    md = {k: v.value for k, v in mat.metadata.items()}
+    assert md["kfp_mode"] == "local" and md["kfp_state"] == "SUCCEEDED"
+    assert md["kfp_run_id"].startswith("local-")
+    assert md["dataset_version"] == version.md5
+    assert md["gate_passed"] is True and md["gate_reasons"] == ""
+    model_dir = Path(md["model_dir"])
+    for name in (
+        contract.CHECKPOINT,
+        contract.METRICS,
+        contract.GATE,
+        contract.ONNX_FP32,
+        contract.EXPORT_REPORT,
+        contract.SAMPLES_PNG,
+        contract.DATASET_INFO,
+    ):
+        assert (model_dir / name).is_file(), name
+    metrics = json.loads((model_dir / contract.METRICS).read_text())
+    assert md["fd_ratio"] == pytest.approx(metrics["fd_ratio"])
+    assert json.loads((model_dir / contract.GATE).read_text())["passed"] is True
+    assert Path(md["sample_grid"]).is_file() and "data:image/png;base64," in md["samples"]
+    assert md["tensorrt"]["built"] is False  # CPU target: skipped with its reason
+    assert md["published_version"] == -1  # publish was not requested
+    # the pipeline trained on exactly the DVC version: the validate step restored it bit for bit
+    run_dir = Path(md["kfp_outputs"])
+    assert md5_file(run_dir / "validate-dataset" / "dataset") == version.md5
+    (check,) = result.get_asset_check_evaluations()
+    assert check.check_name == GATE_CHECK and check.passed
+    assert os.environ["GENLINE_HOME"] == str(home)

@@ -47,7 +47,7 @@ class CpuTuning:
     instances: int = 1
     max_batch_size: int = 64
     max_queue_delay_us: int = 100
-    ort_intra_op_threads: int = 1
+    ort_intra_op_threads: int = 2
     ort_allow_spinning: bool = False
     versions_kept: int = 2
 

@@ -138,7 +138,8 @@ def serve_echo(port: int) -> None:
         return bytes(n)
 
     handler = grpc.method_handlers_generic_handler(
-        "bench.Echo", {"Call": grpc.unary_unary_rpc_method_handler(handle)})
+        "bench.Echo", {"Call": grpc.unary_unary_rpc_method_handler(handle)}
+    )
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=8))
     server.add_generic_rpc_handlers((handler,))
     server.add_insecure_port(f"127.0.0.1:{port}")
@@ -154,12 +155,13 @@ def serve_grpc_ort(port: int, onnx_path: str) -> None:
 
     def handle(req, ctx):
         b = int.from_bytes(req[:4], "little")
-        labels = np.frombuffer(req[4:4 + 8 * b], np.int64)
-        z = np.frombuffer(req[4 + 8 * b:], np.float32).reshape(b, LATENT)
+        labels = np.frombuffer(req[4 : 4 + 8 * b], np.int64)
+        z = np.frombuffer(req[4 + 8 * b :], np.float32).reshape(b, LATENT)
         return sess.run(["image"], {"label": labels, "z": z})[0].tobytes()
 
     handler = grpc.method_handlers_generic_handler(
-        "bench.Gen", {"Call": grpc.unary_unary_rpc_method_handler(handle)})
+        "bench.Gen", {"Call": grpc.unary_unary_rpc_method_handler(handle)}
+    )
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=8))
     server.add_generic_rpc_handlers((handler,))
     server.add_insecure_port(f"127.0.0.1:{port}")
@@ -209,8 +211,11 @@ def _wait_port(port: int, proc: subprocess.Popen, timeout=60.0) -> None:
 
 def spawn(kind: str, *extra: str) -> tuple[subprocess.Popen, int]:
     port = free_port()
-    proc = subprocess.Popen([sys.executable, __file__, "--serve", kind, "--port", str(port),
-                             *extra], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [sys.executable, __file__, "--serve", kind, "--port", str(port), *extra],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     _wait_port(port, proc)
     time.sleep(0.5)
     return proc, port
@@ -231,7 +236,7 @@ def kill(proc: subprocess.Popen) -> None:
 
 def ort_call(sess, batch):
     labels, z = inputs(batch)
-    return lambda: (lambda: sess.run(["image"], {"label": labels, "z": z}))
+    return lambda: lambda: sess.run(["image"], {"label": labels, "z": z})
 
 
 def torch_call(model, batch):
@@ -244,7 +249,9 @@ def torch_call(model, batch):
         def call():
             with torch.inference_mode():
                 model(tl, tz)
+
         return call
+
     return make
 
 
@@ -255,6 +262,7 @@ def raw_grpc_call(port, method, payload):
         channel = grpc.insecure_channel(f"127.0.0.1:{port}")
         stub = channel.unary_unary(method)
         return lambda: stub(payload, timeout=30)
+
     return make
 
 
@@ -276,12 +284,15 @@ def triton_call(url, batch):
 
     def make():
         client = grpcclient.InferenceServerClient(url)
-        ins = [grpcclient.InferInput("label", [batch, 1], "INT64"),
-               grpcclient.InferInput("z", [batch, LATENT], "FP32")]
+        ins = [
+            grpcclient.InferInput("label", [batch, 1], "INT64"),
+            grpcclient.InferInput("z", [batch, LATENT], "FP32"),
+        ]
         ins[0].set_data_from_numpy(labels.reshape(-1, 1))
         ins[1].set_data_from_numpy(z)
         outs = [grpcclient.InferRequestedOutput("image")]
         return lambda: client.infer("genline_generator", ins, outputs=outs)
+
     return make
 
 
@@ -300,7 +311,9 @@ def fastapi_call(port, batch):
             data = resp.read()
             if resp.status != 200:
                 raise RuntimeError(data[:200])
+
         return call
+
     return make
 
 
@@ -321,14 +334,22 @@ class TritonBench:
         ports = sorted({srv.free_port() for _ in range(3)})
         while len(ports) < 3:
             ports = sorted(set(ports) | {srv.free_port()})
-        self.cfg = srv.ServerConfig(repository=self.repo, http_port=ports[0],
-                                    grpc_port=ports[1], metrics_port=ports[2],
-                                    run_dir=self.home / "run",
-                                    predlog_dir=self.home / "predictions")
-        self.target = Target(repository=self.repo, url=self.cfg.grpc_url,
-                             run_dir=self.home / "run",
-                             registry_path=self.home / "registry.json",
-                             profile_dir=self.home / "profiles", alert_dir=self.home / "alerts")
+        self.cfg = srv.ServerConfig(
+            repository=self.repo,
+            http_port=ports[0],
+            grpc_port=ports[1],
+            metrics_port=ports[2],
+            run_dir=self.home / "run",
+            predlog_dir=self.home / "predictions",
+        )
+        self.target = Target(
+            repository=self.repo,
+            url=self.cfg.grpc_url,
+            run_dir=self.home / "run",
+            registry_path=self.home / "registry.json",
+            profile_dir=self.home / "profiles",
+            alert_dir=self.home / "alerts",
+        )
         self.published = False
 
     def start(self, tuning):
@@ -397,8 +418,12 @@ def main(argv=None) -> int:
     ap.add_argument("--onnx")
     ap.add_argument("--model")
     ap.add_argument("--duration", type=float, default=3.0)
-    ap.add_argument("--rounds", type=int, default=3,
-                    help="each cell is measured this many times, interleaved; median kept")
+    ap.add_argument(
+        "--rounds",
+        type=int,
+        default=3,
+        help="each cell is measured this many times, interleaved; median kept",
+    )
     ap.add_argument("--no-sweep", action="store_true")
     ap.add_argument("--out", default=str(ROOT / "docs" / "benchmarks" / "serving.md"))
     args = ap.parse_args(argv)
@@ -423,9 +448,12 @@ def main(argv=None) -> int:
     t_start = time.time()
 
     def show(res):
-        print(f"{res.name:>24} c={res.concurrency:<3} b={res.batch:<3} {res.rps:8.1f} req/s "
-              f"{res.sps:8.1f} samples/s  p50 {res.pct(50):7.2f} ms  p99 {res.pct(99):7.2f} ms"
-              f"  errors {res.errors}", flush=True)
+        print(
+            f"{res.name:>24} c={res.concurrency:<3} b={res.batch:<3} {res.rps:8.1f} req/s "
+            f"{res.sps:8.1f} samples/s  p50 {res.pct(50):7.2f} ms  p99 {res.pct(99):7.2f} ms"
+            f"  errors {res.errors}",
+            flush=True,
+        )
         return res
 
     work = Path(tempfile.mkdtemp(prefix="genline_bench_"))
@@ -493,13 +521,24 @@ def main(argv=None) -> int:
                 cells.append((("ort", c, b), "in-process ORT", ort_call(sess, b)))
                 cells.append((("torch", c, b), "in-process torch", torch_call(tmodel, b)))
                 cells.append((("fastapi", c, b), "FastAPI + torch", fastapi_call(fapi_port, b)))
-                cells.append((("grpc_ort", c, b), "grpcio + ORT", raw_grpc_call(
-                    gort_port, "/bench.Gen/Call", gen_payload(b))))
+                cells.append(
+                    (
+                        ("grpc_ort", c, b),
+                        "grpcio + ORT",
+                        raw_grpc_call(gort_port, "/bench.Gen/Call", gen_payload(b)),
+                    )
+                )
             for c in (1, 8, 32):
-                cells.append((("echo", c, b), "grpcio echo", raw_grpc_call(
-                    echo_port, "/bench.Echo/Call", echo_payload(b))))
-                cells.append((("triton", c, b), "Triton gRPC (genline)",
-                              triton_call(tb.cfg.grpc_url, b)))
+                cells.append(
+                    (
+                        ("echo", c, b),
+                        "grpcio echo",
+                        raw_grpc_call(echo_port, "/bench.Echo/Call", echo_payload(b)),
+                    )
+                )
+                cells.append(
+                    (("triton", c, b), "Triton gRPC (genline)", triton_call(tb.cfg.grpc_url, b))
+                )
         runs: dict[tuple, list[Result]] = {}
         tstats_runs: dict[tuple, list[dict]] = {}
         for rnd in range(args.rounds):
@@ -511,7 +550,8 @@ def main(argv=None) -> int:
                 if before is not None:
                     after = tb.stats()
                     tstats_runs.setdefault(key[1:], []).append(
-                        {k: after[k] - before[k] for k in after})
+                        {k: after[k] - before[k] for k in after}
+                    )
         results = {}
         triton_stats = {}
         for key, rs in runs.items():
@@ -526,8 +566,17 @@ def main(argv=None) -> int:
             bench.stop()
         shutil.rmtree(work, ignore_errors=True)
 
-    write_report(args.out, results, sweep_rows, best, triton_stats, model_dir, dur,
-                 time.time() - t_start, args.rounds)
+    write_report(
+        args.out,
+        results,
+        sweep_rows,
+        best,
+        triton_stats,
+        model_dir,
+        dur,
+        time.time() - t_start,
+        args.rounds,
+    )
     return 0
 
 
@@ -544,22 +593,32 @@ def write_report(out, R, sweep_rows, best, tstats, model_dir, dur, wall, rounds)
         f"run kept; closed loop, one Python thread (own client) per concurrent request. "
         f"Model: the "
         f"`ci` preset generator (`{model_dir.name}`; 10-step flow-matching sampler as one ONNX "
-        f"graph). Total wall time {wall:.0f} s.")
-    lines += ["", "| system | conc. | batch | req/s | samples/s | p50 ms | p99 ms | p99/p50 |",
-              "|---|---:|---:|---:|---:|---:|---:|---:|"]
-    order = [("ort", "in-process ONNX Runtime (limit)"), ("torch", "in-process torch eager"),
-             ("echo", "bare grpcio echo (transport floor)"),
-             ("triton", "**Triton gRPC, genline config**"), ("fastapi", "FastAPI + torch"),
-             ("grpc_ort", "grpcio + ONNX Runtime")]
+        f"graph). Total wall time {wall:.0f} s."
+    )
+    lines += [
+        "",
+        "| system | conc. | batch | req/s | samples/s | p50 ms | p99 ms | p99/p50 |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    order = [
+        ("ort", "in-process ONNX Runtime (limit)"),
+        ("torch", "in-process torch eager"),
+        ("echo", "bare grpcio echo (transport floor)"),
+        ("triton", "**Triton gRPC, genline config**"),
+        ("fastapi", "FastAPI + torch"),
+        ("grpc_ort", "grpcio + ONNX Runtime"),
+    ]
     for key, label in order:
         for b in (1, 32):
             for c in (1, 8, 32):
                 r = g((key, c, b))
                 if r is None:
                     continue
-                lines.append(f"| {label} | {c} | {b} | {fmt(r.rps)} | {fmt(r.sps)} | "
-                             f"{fmt(r.pct(50), 2)} | {fmt(r.pct(99), 2)} | "
-                             f"{fmt(r.pct(99) / r.pct(50), 2)} |")
+                lines.append(
+                    f"| {label} | {c} | {b} | {fmt(r.rps)} | {fmt(r.sps)} | "
+                    f"{fmt(r.pct(50), 2)} | {fmt(r.pct(99), 2)} | "
+                    f"{fmt(r.pct(99) / r.pct(50), 2)} |"
+                )
 
     def eff(b):
         t, o, e = g(("triton", 8, b)), g(("ort", 8, b)), g(("echo", 8, b))
@@ -579,30 +638,52 @@ def write_report(out, R, sweep_rows, best, tstats, model_dir, dur, wall, rounds)
         ("c=8 single: Triton / grpcio + ORT", "&ge; 1.2", vs_grpc_ort, vs_grpc_ort >= 1.2),
         ("p99/p50 at c=8 (worst of both batch sizes)", "&le; 3", tail, tail <= 3),
     ]
-    lines += ["", "Targets (efficiency = Triton throughput / min(in-process ORT, grpcio echo) at "
-              "the same concurrency and batch):", "", "| target | goal | measured | met |",
-              "|---|---|---:|---|"]
+    lines += [
+        "",
+        "Targets (efficiency = Triton throughput / min(in-process ORT, grpcio echo) at "
+        "the same concurrency and batch):",
+        "",
+        "| target | goal | measured | met |",
+        "|---|---|---:|---|",
+    ]
     for name, goal, val, ok in targets:
         lines.append(f"| {name} | {goal} | {val:.2f} | {'yes' if ok else '**no**'} |")
-    lines += ["", f"Tuning sweep at concurrency 8 (best, used above: `{best}`):", "",
-              "| instances | delay us | ORT threads | spinning | c8 b1 req/s | c8 b1 p50 ms | "
-              "c8 b1 p99 ms | c8 b32 samples/s |", "|---:|---:|---:|---|---:|---:|---:|---:|"]
+    lines += [
+        "",
+        f"Tuning sweep at concurrency 8 (best, used above: `{best}`):",
+        "",
+        "| instances | delay us | ORT threads | spinning | c8 b1 req/s | c8 b1 p50 ms | "
+        "c8 b1 p99 ms | c8 b32 samples/s |",
+        "|---:|---:|---:|---|---:|---:|---:|---:|",
+    ]
     for tuning, r1, r32, _ in sweep_rows:
-        lines.append(f"| {tuning.instances} | {tuning.max_queue_delay_us} | "
-                     f"{tuning.ort_intra_op_threads} | {tuning.ort_allow_spinning} | "
-                     f"{fmt(r1.rps)} | {fmt(r1.pct(50), 2)} | {fmt(r1.pct(99), 2)} | "
-                     f"{fmt(r32.sps)} |")
-    lines += ["", "Triton's own statistics for the table's runs (average dynamic batch = "
-              "inferences / executions; queue and compute per request):", "",
-              "| conc. | batch | avg batch executed | queue us/req | compute us/req |",
-              "|---:|---:|---:|---:|---:|"]
+        lines.append(
+            f"| {tuning.instances} | {tuning.max_queue_delay_us} | "
+            f"{tuning.ort_intra_op_threads} | {tuning.ort_allow_spinning} | "
+            f"{fmt(r1.rps)} | {fmt(r1.pct(50), 2)} | {fmt(r1.pct(99), 2)} | "
+            f"{fmt(r32.sps)} |"
+        )
+    lines += [
+        "",
+        "Triton's own statistics for the table's runs (average dynamic batch = "
+        "inferences / executions; queue and compute per request):",
+        "",
+        "| conc. | batch | avg batch executed | queue us/req | compute us/req |",
+        "|---:|---:|---:|---:|---:|",
+    ]
     for (c, b), s in sorted(tstats.items(), key=lambda kv: (kv[0][1], kv[0][0])):
         n = max(1, s["count"])
-        lines.append(f"| {c} | {b} | {s['inferences'] / max(1, s['executions']):.1f} | "
-                     f"{s['queue_ns'] / n / 1e3:.0f} | {s['compute_ns'] / n / 1e3:.0f} |")
-    lines += ["", "GPU path (onnxruntime backend + TensorRT FP16, `configs/gpu.pbtxt`): "
-              "**unverified** -- no GPU was available; its config is generated and checked "
-              "against the ONNX graph on CPU only.", ""]
+        lines.append(
+            f"| {c} | {b} | {s['inferences'] / max(1, s['executions']):.1f} | "
+            f"{s['queue_ns'] / n / 1e3:.0f} | {s['compute_ns'] / n / 1e3:.0f} |"
+        )
+    lines += [
+        "",
+        "GPU path (onnxruntime backend + TensorRT FP16, `configs/gpu.pbtxt`): "
+        "**unverified** -- no GPU was available; its config is generated and checked "
+        "against the ONNX graph on CPU only.",
+        "",
+    ]
     Path(out).parent.mkdir(parents=True, exist_ok=True)
     Path(out).write_text("\n".join(lines))
     print("\n".join(lines))

@@ -143,6 +143,8 @@ class SpoolWriter:
         self._open_segment()
         self._thread = threading.Thread(target=self._loop, name="genline-predlog", daemon=True)
         self._thread.start()
+        if compact:
+            self._spawn_compactor()  # also picks up what a killed predecessor left behind
 
     def _open_segment(self) -> None:
         inst = str(self.header.get("instance", "0")).replace("/", "_").replace(" ", "_")
@@ -197,48 +199,66 @@ class SpoolWriter:
                     last_flush = now
                 if now - self._opened >= self.rotate_s or self._bytes >= self.max_bytes:
                     self.rotate()
+                    self._opened = now  # next check in rotate_s, records or not
                     if self.compact_enabled:
                         self._spawn_compactor()
             except Exception as exc:  # never let logging kill serving; say so in the server log
                 print(f"genline predlog: background error: {exc!r}", flush=True)
 
-    def _spawn_compactor(self, wait: bool = False) -> None:
-        """Compact in a separate process.
+    def _spawn_compactor(self) -> None:
+        """Make sure a compaction watcher runs for this directory (a separate process).
 
         The backend stub embeds its own libpython, which cannot load some of the interpreter's
-        stdlib extension modules (e.g. _ssl) that pyarrow and pandas pull in; a child process
-        running the venv's real interpreter can, and it keeps Parquet and evaluator work off the
-        serving process entirely.
+        stdlib extension modules (e.g. _ssl) that pyarrow and pandas pull in; a child running the
+        venv's real interpreter can, and it keeps Parquet and evaluator work out of the serving
+        process. One watcher per directory (it holds `.watcher.lock`); it compacts every
+        `rotate_s` and exits after a last pass once the process that started it is gone.
         """
         import subprocess
         import sys
 
         if self._child is not None and self._child.poll() is None:
-            return  # the previous compaction is still running; the next tick picks up the rest
-        python = _real_python()
+            return
         self._child = subprocess.Popen(
-            [python, "-m", "genline.serving.predlog", "compact", str(self.directory)],
+            [
+                _real_python(),
+                "-m",
+                "genline.serving.predlog",
+                "watch",
+                str(self.directory),
+                str(os.getpid()),
+                str(self.rotate_s),
+            ],
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             stderr=sys.stderr,
             start_new_session=True,
         )
-        if wait:
-            try:
-                self._child.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                pass
 
     def close(self, compact_now: bool = True) -> None:
+        """Seal the open segment, stop this writer's watcher, and (optionally) hand the rest to
+        a detached one-shot compaction, so a model unload never waits for Parquet."""
+        import subprocess
+        import sys
+
         self._stop.set()
         self._thread.join(timeout=5)
         with self._lock:
             self._rotate_locked()
-        if compact_now and self.compact_enabled:
+        if self._child is not None and self._child.poll() is None:
+            self._child.terminate()
             try:
-                self._spawn_compactor(wait=True)
-            except Exception as exc:
-                print(f"genline predlog: compaction at close failed: {exc!r}", flush=True)
+                self._child.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self._child.kill()
+        if compact_now and self.compact_enabled:
+            subprocess.Popen(
+                [_real_python(), "-m", "genline.serving.predlog", "compact", str(self.directory)],
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=sys.stderr,
+                start_new_session=True,
+            )
 
 
 def _real_python() -> str:
@@ -546,17 +566,58 @@ def read_predictions(
     return df.reset_index(drop=True)
 
 
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        with open(f"/proc/{pid}/stat", encoding="utf-8") as fh:
+            return fh.read().split(")")[-1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def watch(directory: str | Path, parent_pid: int, interval_s: float) -> int:
+    """Compact `directory` every `interval_s` while `parent_pid` lives, then once more.
+
+    Only one watcher per directory runs (it holds `.watcher.lock`); others exit at once.
+    """
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    with open(directory / ".watcher.lock", "a") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return 0
+        while True:
+            alive = _alive(parent_pid)
+            try:
+                compact(directory, wait=not alive)
+            except Exception as exc:  # report and keep going: the spool keeps everything
+                print(f"genline predlog watcher: compaction failed: {exc!r}", flush=True)
+            if not alive:
+                return 0
+            time.sleep(interval_s)
+
+
 def main(argv: list[str] | None = None) -> int:
-    """`python -m genline.serving.predlog compact DIR` (what the serving process spawns)."""
+    """`python -m genline.serving.predlog compact DIR | watch DIR PARENT_PID INTERVAL_S`."""
     import sys
 
     args = list(sys.argv[1:] if argv is None else argv)
-    if len(args) != 2 or args[0] != "compact":
-        print("usage: python -m genline.serving.predlog compact DIR", file=sys.stderr)
-        return 2
-    stats = compact(args[1], wait=True)
-    print(json.dumps(stats))
-    return 0
+    if len(args) == 2 and args[0] == "compact":
+        print(json.dumps(compact(args[1], wait=True)))
+        return 0
+    if len(args) == 4 and args[0] == "watch":
+        return watch(args[1], int(args[2]), float(args[3]))
+    print(
+        "usage: python -m genline.serving.predlog compact DIR | watch DIR PID INTERVAL_S",
+        file=sys.stderr,
+    )
+    return 2
 
 
 if __name__ == "__main__":

@@ -478,31 +478,37 @@ def stop(run_dir: Path | None = None, timeout_s: float = 30.0) -> dict | None:
 
 def run_foreground(cfg: ServerConfig) -> int:
     """`genline serve`: start, forward SIGINT/SIGTERM to Triton, wait, clean up; exit code."""
-    handle = start(cfg)
-    print(handle.describe(), flush=True)
-    stopping = {"sig": None}
+    state: dict = {"sig": None, "pid": None}
 
     def forward(signum, _frame):
-        stopping["sig"] = signum
-        try:
-            os.kill(handle.pid, signal.SIGTERM)
-        except ProcessLookupError:
-            pass
+        state["sig"] = signum
+        if state["pid"] is not None:
+            try:
+                os.kill(state["pid"], signal.SIGTERM)
+            except ProcessLookupError:
+                pass
 
+    # handlers first: a signal that arrives while Triton starts must still stop it
     old = {s: signal.signal(s, forward) for s in (signal.SIGINT, signal.SIGTERM)}
+    handle = None
     try:
+        handle = start(cfg)
+        state["pid"] = handle.pid
+        if state["sig"] is not None:
+            forward(state["sig"], None)
+        else:
+            print(handle.describe(), flush=True)
         while _pid_alive(handle.pid):
             if handle.process is not None and handle.process.poll() is not None:
                 break
-            time.sleep(0.5)
+            time.sleep(0.2)
     finally:
         for s, h in old.items():
             signal.signal(s, h)
-        run_dir = cfg.resolved_run_dir()
-        if not _pid_alive(handle.pid):
-            (run_dir / PIDFILE).unlink(missing_ok=True)
+        if handle is not None and not _pid_alive(handle.pid):
+            (cfg.resolved_run_dir() / PIDFILE).unlink(missing_ok=True)
     code = handle.process.returncode if handle.process is not None else 0
-    return 0 if stopping["sig"] is not None else (code or 0)
+    return 0 if state["sig"] is not None else (code or 0)
 
 
 def status(cfg: ServerConfig) -> dict:

@@ -105,9 +105,8 @@ def test_nothing_lost_when_the_server_is_killed(own_server):
     deadline = time.monotonic() + 20
     while srv.running_server(own_server.cfg.resolved_run_dir()) and time.monotonic() < deadline:
         time.sleep(0.1)
-    spool = own_server.cfg.resolved_predlog_dir() / predlog.SPOOL
-    assert list(spool.glob("*.open.jsonl"))  # left behind, unsealed
-    srv.start(own_server.cfg)  # compacts what the killed server left
+    # the segment was never sealed; the next start (or the surviving watcher) compacts it
+    srv.start(own_server.cfg)
     logged = _logged(own_server)
     assert sent <= logged
     df = predlog.read_predictions(own_server.cfg.resolved_predlog_dir())

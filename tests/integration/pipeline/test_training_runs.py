@@ -68,15 +68,57 @@ def test_a_failing_step_fails_the_run_and_raises_an_alert(home):
     assert alerts[0]["details"]["state"] == "FAILED"
 
 
+@pytest.fixture()
+def triton(home, tmp_path):
+    """A real Triton on free loopback ports, its run dir under GENLINE_HOME (where publish looks
+    for the admin token), serving a repository that holds the committed config."""
+    import shutil
+
+    from genline.serving import server as srv
+
+    repo = tmp_path / "triton_repo"
+    src = Path(__file__).resolve().parents[3] / "triton_repo" / contract.MODEL_NAME
+    shutil.copytree(
+        src, repo / contract.MODEL_NAME, ignore=shutil.ignore_patterns("[0-9]*", "quarantine")
+    )
+    ports: set[int] = set()
+    while len(ports) < 3:
+        ports.add(srv.free_port())
+    http, grpc, metrics = sorted(ports)
+    cfg = srv.ServerConfig(
+        repository=repo,
+        http_port=http,
+        grpc_port=grpc,
+        metrics_port=metrics,
+        run_dir=home / "run",
+        predlog_dir=home / "predictions",
+    )
+    srv.start(cfg)
+    try:
+        yield cfg
+    finally:
+        srv.stop(cfg.resolved_run_dir())
+
+
 @pytest.mark.slow
-def test_generator_model_asset_trains_through_the_pipeline(home, tmp_path):
+def test_generator_model_asset_trains_through_the_pipeline_and_publishes(home, tmp_path, triton):
+    import numpy as np
+    import tritonclient.grpc as grpcclient
+
     from dagster_project.defs.resources import DvcRemoteResource, GenlineStateResource
     from dagster_project.defs.training import GATE_CHECK, KubeflowPipelinesResource, generator_model
+    from genline.serving.registry import Registry
 
     # a real DVC version of the built-in digits, as the training_dataset asset records it
     npz = save_npz(load_builtin(), tmp_path / "training_dataset.npz")
     version, _ = commit_dataset(DvcConfig.default(home), npz, {"source": "test"}, "test version")
 
+    config = {
+        "try_int8": False,
+        "publish": True,
+        "model_repository": str(triton.repository),
+        "triton_url": triton.grpc_url,
+    }
     (tmp_path / "dagster_home").mkdir()
     with dg.instance_for_test(temp_dir=str(tmp_path / "dagster_home")) as instance:
         result = dg.materialize(
@@ -87,7 +129,7 @@ def test_generator_model_asset_trains_through_the_pipeline(home, tmp_path):
                 "genline_state": GenlineStateResource(home=str(home)),
                 "dvc_remote": DvcRemoteResource(),
             },
-            run_config={"ops": {"generator_model": {"config": {"try_int8": False}}}},
+            run_config={"ops": {"generator_model": {"config": config}}},
         )
     assert result.success
     (mat,) = result.asset_materializations_for_node("generator_model")
@@ -112,10 +154,25 @@ def test_generator_model_asset_trains_through_the_pipeline(home, tmp_path):
     assert json.loads((model_dir / contract.GATE).read_text())["passed"] is True
     assert Path(md["sample_grid"]).is_file() and "data:image/png;base64," in md["samples"]
     assert md["tensorrt"]["built"] is False  # CPU target: skipped with its reason
-    assert md["published_version"] == -1  # publish was not requested
     # the pipeline trained on exactly the DVC version: the validate step restored it bit for bit
     run_dir = Path(md["kfp_outputs"])
     assert md5_file(run_dir / "validate-dataset" / "dataset") == version.md5
     (check,) = result.get_asset_check_evaluations()
     assert check.check_name == GATE_CHECK and check.passed
+
+    # the gate passed, so publish_model ran: version 1 serves, with this run's lineage
+    assert md["published_version"] == 1
+    serving = Registry(home / "serving" / "registry.json").entry(
+        triton.repository, contract.MODEL_NAME
+    )
+    assert serving["serving"] == 1
+    assert serving["versions"]["1"]["lineage"]["model_dir"] == str(model_dir)
+    client = grpcclient.InferenceServerClient(triton.grpc_url)
+    label = grpcclient.InferInput(contract.INPUT_LABEL, [2], "INT64")
+    label.set_data_from_numpy(np.array([3, 7], dtype=np.int64))
+    z = grpcclient.InferInput(contract.INPUT_Z, [2, 64], "FP32")
+    z.set_data_from_numpy(np.random.default_rng(0).standard_normal((2, 64)).astype(np.float32))
+    response = client.infer(contract.MODEL_NAME, [label, z])
+    assert response.get_response().model_version == "1"
+    assert response.as_numpy(contract.OUTPUT_IMAGE).shape == (2, 1, 8, 8)
     assert os.environ["GENLINE_HOME"] == str(home)

@@ -60,13 +60,17 @@ def _dagster_env() -> dict[str, str]:
 
 
 def _pid_alive(pid: int) -> bool:
+    """True while the process exists and is not a zombie waiting to be reaped."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
         return True
-    return True
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0] != "Z"
+    except OSError:
+        return True
 
 
 @click.group("data")

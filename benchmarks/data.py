@@ -68,12 +68,14 @@ def pandas_checks(frame, classes, shape, ref, cfg) -> dict[str, bool]:
         "has_min_rows": len(frame) >= cfg.min_rows,
         "image_shape_matches": bool((frame["shape"] == shape).all()),
         "no_nan_or_inf": bool((frame["nonfinite"] == 0).all()),
-        "pixels_in_range": bool((frame["pixel_min"].dropna() >= 0).all()
-                                and (frame["pixel_max"].dropna() <= 1).all()),
+        "pixels_in_range": bool(
+            (frame["pixel_min"].dropna() >= 0).all() and (frame["pixel_max"].dropna() <= 1).all()
+        ),
         "labels_in_set": bool(in_set.all()),
         "all_classes_present": set(classes) <= set(frame["label"].unique()),
-        "class_balance_within_bounds": bool(shares.between(cfg.class_share_min_factor / k,
-                                                           cfg.class_share_max_factor / k).all()),
+        "class_balance_within_bounds": bool(
+            shares.between(cfg.class_share_min_factor / k, cfg.class_share_max_factor / k).all()
+        ),
         "duplicate_rate_below_max": frame["row_key"].nunique() / max(len(frame), 1)
         >= 1 - cfg.max_duplicate_rate,
         "class_intensity_matches_reference": intensity_ok,
@@ -110,13 +112,19 @@ def bench_validation(rows: int, repeats: int) -> dict:
     frame = summary_frame(ds, ds.classes)
     t_frame = median_time(lambda: summary_frame(ds, ds.classes), repeats)
     t_gx_total = median_time(lambda: validate_dataset(ds, ref, cfg), repeats)
-    t_pandas = median_time(lambda: pandas_checks(frame, list(ds.classes), shape, ref, cfg),
-                           repeats)
+    t_pandas = median_time(lambda: pandas_checks(frame, list(ds.classes), shape, ref, cfg), repeats)
     t_gx_suite = max(t_gx_total - t_frame, 1e-9)
-    return {"rows": rows, "frame_s": t_frame, "gx_total_s": t_gx_total, "gx_suite_s": t_gx_suite,
-            "pandas_s": t_pandas, "suite_ratio": t_gx_suite / t_pandas,
-            "end_to_end_ratio": t_gx_total / (t_frame + t_pandas), "verdicts": verdicts,
-            "expectations": sum(len(x) for x in _expectations(ds.classes, shape, cfg, True))}
+    return {
+        "rows": rows,
+        "frame_s": t_frame,
+        "gx_total_s": t_gx_total,
+        "gx_suite_s": t_gx_suite,
+        "pandas_s": t_pandas,
+        "suite_ratio": t_gx_suite / t_pandas,
+        "end_to_end_ratio": t_gx_total / (t_frame + t_pandas),
+        "verdicts": verdicts,
+        "expectations": sum(len(x) for x in _expectations(ds.classes, shape, cfg, True)),
+    }
 
 
 def bench_versioning(sizes: list[int], repeats: int) -> list[dict]:
@@ -141,9 +149,15 @@ def bench_versioning(sizes: list[int], repeats: int) -> list[dict]:
                 t0 = time.perf_counter()
                 checkout(cfg, "latest", tmp / f"restored{r}.npz")
                 restores.append(time.perf_counter() - t0)
-            out.append({"rows": n, "bytes": size, "save_s": t_save,
-                        "commit_push_s": statistics.median(commits),
-                        "restore_s": statistics.median(restores)})
+            out.append(
+                {
+                    "rows": n,
+                    "bytes": size,
+                    "save_s": t_save,
+                    "commit_push_s": statistics.median(commits),
+                    "restore_s": statistics.median(restores),
+                }
+            )
     return out
 
 
@@ -171,11 +185,15 @@ def bench_dagster(partitions: int) -> dict:
         with dg.DagsterInstance.from_config(str(tmp / "home")) as instance:
             job.execute_in_process(partition_key=days[partitions], instance=instance)  # warm
             t0 = time.perf_counter()
-            for day in days[partitions + 1:]:
+            for day in days[partitions + 1 :]:
                 assert job.execute_in_process(partition_key=day, instance=instance).success
             t_dg = (time.perf_counter() - t0) / (partitions - 1)
-    return {"partitions": partitions - 1, "core_s": t_core, "dagster_s": t_dg,
-            "ratio": t_dg / t_core}
+    return {
+        "partitions": partitions - 1,
+        "core_s": t_core,
+        "dagster_s": t_dg,
+        "ratio": t_dg / t_core,
+    }
 
 
 def render(v: dict, ver: list[dict], dgb: dict, repeats: int) -> str:
@@ -212,8 +230,10 @@ def render(v: dict, ver: list[dict], dgb: dict, repeats: int) -> str:
         "|---:|---:|---:|---:|---:|",
     ]
     for r in ver:
-        lines.append(f"| {r['rows']:,} | {r['bytes'] / 1e6:.1f} | {r['save_s']:.2f} | "
-                     f"{r['commit_push_s']:.2f} | {r['restore_s']:.2f} |")
+        lines.append(
+            f"| {r['rows']:,} | {r['bytes'] / 1e6:.1f} | {r['save_s']:.2f} | "
+            f"{r['commit_push_s']:.2f} | {r['restore_s']:.2f} |"
+        )
     lines += [
         "",
         "The canonical save sorts rows by a sha256 of each image (so the same content always "

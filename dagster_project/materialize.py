@@ -17,8 +17,9 @@ import dagster as dg
 from dagster_project.definitions import defs
 
 
-def materialize(days: int | None = None, dataset: bool = True,
-                instance: dg.DagsterInstance | None = None) -> dict:
+def materialize(
+    days: int | None = None, dataset: bool = True, instance: dg.DagsterInstance | None = None
+) -> dict:
     """Run ingest_job for the last `days` partitions (all when None), then training_dataset_job.
 
     Returns:
@@ -33,10 +34,11 @@ def materialize(days: int | None = None, dataset: bool = True,
     keys = keys[-days:] if days else keys
     status = {}
     for key in keys:
-        result = ingest.execute_in_process(partition_key=key, instance=instance,
-                                           raise_on_error=False)
+        result = ingest.execute_in_process(
+            partition_key=key, instance=instance, raise_on_error=False
+        )
         mats = [m for m in result.asset_materializations_for_node("incoming_batch")]
-        status[key] = (mats[-1].metadata["status"].value if mats else "failed")
+        status[key] = mats[-1].metadata["status"].value if mats else "failed"
         print(f"{key}: {status[key]}", file=sys.stderr)
     out: dict = {"partitions": status, "training_dataset": None}
     if dataset:

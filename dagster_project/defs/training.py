@@ -7,7 +7,6 @@ locations and the sample grid land in the materialization's metadata; the blocki
 `passes_quality_gate` carries the gate's verdict so nothing downstream consumes a failing model.
 """
 
-
 import base64
 import os
 from pathlib import Path

@@ -107,8 +107,9 @@ def parse_day(day: str | Date) -> Date:
 # --- the built-in simulation ----------------------------------------------------------------------
 
 
-def simulated_batches(days: int = DEFAULT_SIM_DAYS,
-                      cfg: DataConfig = DataConfig()) -> list[Dataset]:
+def simulated_batches(
+    days: int = DEFAULT_SIM_DAYS, cfg: DataConfig = DataConfig()
+) -> list[Dataset]:
     """The built-in digits split into `days` daily batches, deterministically.
 
     Within each class, images are ranked by content hash and dealt round-robin over the days, so
@@ -129,8 +130,9 @@ def _simulated_batches(days: int, cfg: DataConfig) -> tuple[Dataset, ...]:
         ranked = sorted(idx, key=lambda i: hashes[i])
         for r, i in enumerate(ranked):
             day_of[i] = r % days
-    return tuple(ds.subset(np.flatnonzero(day_of == d), f"builtin:uci-digits#day{d}")
-                 for d in range(days))
+    return tuple(
+        ds.subset(np.flatnonzero(day_of == d), f"builtin:uci-digits#day{d}") for d in range(days)
+    )
 
 
 def simulated_day_index(day: str | Date, start_date: str | Date, days: int) -> int | None:
@@ -139,8 +141,13 @@ def simulated_day_index(day: str | Date, start_date: str | Date, days: int) -> i
     return d if 0 <= d < days else None
 
 
-def deliver_simulated(store: BatchStore, day: str, start_date: str = DEFAULT_START_DATE,
-                      days: int = DEFAULT_SIM_DAYS, cfg: DataConfig = DataConfig()) -> Path | None:
+def deliver_simulated(
+    store: BatchStore,
+    day: str,
+    start_date: str = DEFAULT_START_DATE,
+    days: int = DEFAULT_SIM_DAYS,
+    cfg: DataConfig = DataConfig(),
+) -> Path | None:
     """Drop the simulated batch for `day` into the drop folder, unless a delivery is there.
 
     Returns:
@@ -157,14 +164,19 @@ def deliver_simulated(store: BatchStore, day: str, start_date: str = DEFAULT_STA
     return folder
 
 
-def simulate_history(store: BatchStore, start_date: str = DEFAULT_START_DATE,
-                     days: int = DEFAULT_SIM_DAYS, cfg: DataConfig = DataConfig()) -> list[Path]:
+def simulate_history(
+    store: BatchStore,
+    start_date: str = DEFAULT_START_DATE,
+    days: int = DEFAULT_SIM_DAYS,
+    cfg: DataConfig = DataConfig(),
+) -> list[Path]:
     """Deliver every simulated day into the drop folder (existing deliveries are left alone)."""
     start = parse_day(start_date)
     out = []
     for d in range(days):
-        folder = deliver_simulated(store, (start + timedelta(days=d)).isoformat(), start_date,
-                                   days, cfg)
+        folder = deliver_simulated(
+            store, (start + timedelta(days=d)).isoformat(), start_date, days, cfg
+        )
         if folder is not None:
             out.append(folder)
     return out
@@ -185,8 +197,9 @@ def delivery_sha256(folder: str | Path) -> str:
     return h.hexdigest()
 
 
-def read_delivery(folder: str | Path, cfg: DataConfig = DataConfig(),
-                  classes: tuple[str, ...] | None = None) -> Dataset:
+def read_delivery(
+    folder: str | Path, cfg: DataConfig = DataConfig(), classes: tuple[str, ...] | None = None
+) -> Dataset:
     """Read a delivery (a folder, or an .npz file) without judging its content.
 
     The validation suite judges the content; this only refuses what cannot be read at all.
@@ -211,8 +224,10 @@ def read_delivery(folder: str | Path, cfg: DataConfig = DataConfig(),
     npzs = [p for p in entries if p.is_file() and p.suffix == ".npz"]
     if npzs:
         if len(entries) != 1:
-            raise DataError(f"{folder}: expected one .npz or class subfolders, found "
-                            f"{[p.name for p in entries][:5]}")
+            raise DataError(
+                f"{folder}: expected one .npz or class subfolders, found "
+                f"{[p.name for p in entries][:5]}"
+            )
         return _read_npz_raw(npzs[0])
     return _read_folder_raw(folder, entries, cfg, classes)
 
@@ -249,8 +264,9 @@ def _read_npz_raw(path: Path) -> Dataset:
     return Dataset(images, labels.astype(np.int64), tuple(classes), f"npz:{path}")
 
 
-def _read_folder_raw(folder: Path, entries: list[Path], cfg: DataConfig,
-                     classes: tuple[str, ...] | None) -> Dataset:
+def _read_folder_raw(
+    folder: Path, entries: list[Path], cfg: DataConfig, classes: tuple[str, ...] | None
+) -> Dataset:
     from PIL import Image, UnidentifiedImageError
 
     from genline.data import _resize  # the loader's own resizing, so both paths agree
@@ -286,9 +302,15 @@ def _read_folder_raw(folder: Path, entries: list[Path], cfg: DataConfig,
 # --- ingesting one day -------------------------------------------------------------------------
 
 
-def ingest_batch(store: BatchStore, day: str, *, reference: ReferenceStats | None = None,
-                 config: ValidationConfig | None = None, data_cfg: DataConfig = DataConfig(),
-                 alert_sink: str | Path | None = None) -> IngestOutcome:
+def ingest_batch(
+    store: BatchStore,
+    day: str,
+    *,
+    reference: ReferenceStats | None = None,
+    config: ValidationConfig | None = None,
+    data_cfg: DataConfig = DataConfig(),
+    alert_sink: str | Path | None = None,
+) -> IngestOutcome:
     """Validate the delivery for `day`; accept it into the store or move it to quarantine.
 
     Accepted: the batch is written canonically to `accepted/<day>/batch.npz` (re-ingesting the
@@ -301,8 +323,10 @@ def ingest_batch(store: BatchStore, day: str, *, reference: ReferenceStats | Non
     day = parse_day(day).isoformat()
     folder = store.delivery_dir(day)
     if not folder.is_dir():
-        raise DataError(f"no delivery for {day}: {folder} does not exist (drop an .npz or class "
-                        "folders there, or enable the built-in simulation)")
+        raise DataError(
+            f"no delivery for {day}: {folder} does not exist (drop an .npz or class "
+            "folders there, or enable the built-in simulation)"
+        )
     cfg = config or ValidationConfig()
     expected_classes = cfg.classes or (reference.classes if reference else None)
     sha = delivery_sha256(folder)
@@ -316,29 +340,38 @@ def ingest_batch(store: BatchStore, day: str, *, reference: ReferenceStats | Non
         out_dir = store.accepted / day
         batch_path = save_npz(batch, out_dir / BATCH_FILE)
         result_path = out_dir / RESULT_FILE
-        atomic_write_json(result_path, {"day": day, "delivery_sha256": sha,
-                                        "status": "accepted", **result.to_dict()})
+        atomic_write_json(
+            result_path,
+            {"day": day, "delivery_sha256": sha, "status": "accepted", **result.to_dict()},
+        )
         return IngestOutcome(day, "accepted", result, result_path, batch_path, sha, rows)
 
     stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()) + f"-{sha[:8]}"
     qdir = store.quarantine / day / stamp
     qdir.mkdir(parents=True, exist_ok=False)
     result_path = qdir / RESULT_FILE
-    atomic_write_json(result_path, {"day": day, "delivery_sha256": sha, "status": "quarantined",
-                                    **result.to_dict()})
+    atomic_write_json(
+        result_path,
+        {"day": day, "delivery_sha256": sha, "status": "quarantined", **result.to_dict()},
+    )
     moved = qdir / "delivery"
     shutil.move(str(folder), str(moved))
     alert = send_alert(
         "data.validation",
         f"batch {day} quarantined: {result.summary()}"[:500],
         severity="critical",
-        details={"day": day, "quarantine": str(qdir), "validation_result": str(result_path),
-                 "failed_checks": [c.name for c in result.failed_checks],
-                 "delivery_sha256": sha},
+        details={
+            "day": day,
+            "quarantine": str(qdir),
+            "validation_result": str(result_path),
+            "failed_checks": [c.name for c in result.failed_checks],
+            "delivery_sha256": sha,
+        },
         sink_dir=alert_sink,
     )
-    return IngestOutcome(day, "quarantined", result, result_path, moved, sha, rows,
-                         alert["alert_id"])
+    return IngestOutcome(
+        day, "quarantined", result, result_path, moved, sha, rows, alert["alert_id"]
+    )
 
 
 def accepted_days(store: BatchStore, as_of: str | None = None) -> list[str]:
@@ -364,10 +397,16 @@ def quarantined(store: BatchStore) -> list[dict[str, Any]]:
     if store.quarantine.is_dir():
         for result in sorted(store.quarantine.glob(f"*/*/{RESULT_FILE}")):
             d = read_json(result)
-            out.append({"day": d.get("day"), "path": str(result.parent),
-                        "failed": d.get("failed", []),
-                        "summary": "; ".join(c["summary"] for c in d.get("checks", [])
-                                             if not c["passed"])})
+            out.append(
+                {
+                    "day": d.get("day"),
+                    "path": str(result.parent),
+                    "failed": d.get("failed", []),
+                    "summary": "; ".join(
+                        c["summary"] for c in d.get("checks", []) if not c["passed"]
+                    ),
+                }
+            )
     return out
 
 
@@ -382,12 +421,19 @@ def build_training_dataset(store: BatchStore, as_of: str | None = None) -> Datas
     """
     days = accepted_days(store, as_of)
     if not days:
-        raise DataError(f"no accepted batches in {store.accepted}"
-                        + (f" up to {as_of}" if as_of else "") + ": ingest some days first")
-    union = concat([load_npz(store.accepted / d / BATCH_FILE) for d in days],
-                   source=f"accepted:{days[0]}..{days[-1]}")
-    keys = [h + int(label).to_bytes(8, "little")
-            for h, label in zip(row_hashes(union.images), union.labels, strict=True)]
+        raise DataError(
+            f"no accepted batches in {store.accepted}"
+            + (f" up to {as_of}" if as_of else "")
+            + ": ingest some days first"
+        )
+    union = concat(
+        [load_npz(store.accepted / d / BATCH_FILE) for d in days],
+        source=f"accepted:{days[0]}..{days[-1]}",
+    )
+    keys = [
+        h + int(label).to_bytes(8, "little")
+        for h, label in zip(row_hashes(union.images), union.labels, strict=True)
+    ]
     _, first = np.unique(np.array(keys, dtype=object), return_index=True)
     keep = np.sort(first)
     return make_dataset(union.images[keep], union.labels[keep], union.classes, union.source)
@@ -402,7 +448,7 @@ def sample_grid_png(ds: Dataset, per_class: int = 10, scale: int = 4) -> bytes:
     for k in range(ds.num_classes):
         idx = np.flatnonzero(ds.labels == k)[:per_class]
         for j, i in enumerate(idx):
-            grid[k * h:(k + 1) * h, j * w:(j + 1) * w] = ds.images[i].transpose(1, 2, 0)
+            grid[k * h : (k + 1) * h, j * w : (j + 1) * w] = ds.images[i].transpose(1, 2, 0)
     arr = (np.clip(grid, 0, 1) * 255).round().astype(np.uint8)
     img = Image.fromarray(arr[..., 0] if c == 1 else arr, mode="L" if c == 1 else "RGB")
     img = img.resize((img.width * scale, img.height * scale), Image.Resampling.NEAREST)

@@ -75,8 +75,10 @@ class ValidationConfig:
         if self.min_rows < 1:
             raise ValueError(f"min_rows must be >= 1, got {self.min_rows}")
         if not 0 <= self.class_share_min_factor <= 1 <= self.class_share_max_factor:
-            raise ValueError("need 0 <= class_share_min_factor <= 1 <= class_share_max_factor, got "
-                             f"{self.class_share_min_factor}, {self.class_share_max_factor}")
+            raise ValueError(
+                "need 0 <= class_share_min_factor <= 1 <= class_share_max_factor, got "
+                f"{self.class_share_min_factor}, {self.class_share_max_factor}"
+            )
         if not 0 <= self.max_duplicate_rate < 1:
             raise ValueError(f"max_duplicate_rate must be in [0, 1), got {self.max_duplicate_rate}")
         if self.intensity_z <= 0 or self.intensity_abs_tol < 0:
@@ -102,16 +104,28 @@ class ReferenceStats:
             m = means[ds.labels == k]
             if len(m):
                 cm[name], cs[name] = float(m.mean()), float(m.std())
-        return cls(tuple(ds.classes), tuple(int(s) for s in ds.images.shape[1:]), cm, cs,
-                   len(ds), ds.fingerprint)
+        return cls(
+            tuple(ds.classes),
+            tuple(int(s) for s in ds.images.shape[1:]),
+            cm,
+            cs,
+            len(ds),
+            ds.fingerprint,
+        )
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> ReferenceStats:
-        return cls(tuple(d["classes"]), tuple(d["image_shape"]), dict(d["class_mean"]),
-                   dict(d["class_std"]), int(d["num_rows"]), d.get("fingerprint", ""))
+        return cls(
+            tuple(d["classes"]),
+            tuple(d["image_shape"]),
+            dict(d["class_mean"]),
+            dict(d["class_std"]),
+            int(d["num_rows"]),
+            d.get("fingerprint", ""),
+        )
 
 
 @dataclass(frozen=True)
@@ -136,8 +150,7 @@ class ValidationResult:
     suite: str = SUITE_NAME
     engine: str = ""
     seconds: float = 0.0
-    created: str = field(default_factory=lambda: time.strftime("%Y-%m-%dT%H:%M:%SZ",
-                                                               time.gmtime()))
+    created: str = field(default_factory=lambda: time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
 
     @property
     def failed_checks(self) -> list[CheckOutcome]:
@@ -153,7 +166,8 @@ class ValidationResult:
         if self.success:
             return f"{self.source or 'dataset'}: all {len(self.checks)} checks passed"
         return f"{self.source or 'dataset'}: " + "; ".join(
-            f"{c.name}: {c.summary}" for c in self.failed_checks)
+            f"{c.name}: {c.summary}" for c in self.failed_checks
+        )
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -162,17 +176,37 @@ class ValidationResult:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> ValidationResult:
-        checks = tuple(CheckOutcome(c["name"], c["passed"], c["summary"], c.get("skipped", False),
-                                    tuple(c.get("expectations", ()))) for c in d["checks"])
-        return cls(d["success"], checks, d.get("stats", {}), d.get("source", ""),
-                   d.get("suite", SUITE_NAME), d.get("engine", ""), d.get("seconds", 0.0),
-                   d.get("created", ""))
+        checks = tuple(
+            CheckOutcome(
+                c["name"],
+                c["passed"],
+                c["summary"],
+                c.get("skipped", False),
+                tuple(c.get("expectations", ())),
+            )
+            for c in d["checks"]
+        )
+        return cls(
+            d["success"],
+            checks,
+            d.get("stats", {}),
+            d.get("source", ""),
+            d.get("suite", SUITE_NAME),
+            d.get("engine", ""),
+            d.get("seconds", 0.0),
+            d.get("created", ""),
+        )
 
     @classmethod
     def unreadable(cls, source: str, error: str) -> ValidationResult:
         """The result for a delivery that could not even be read (corrupt file, empty folder)."""
-        return cls(False, (CheckOutcome("readable", False, error),), {"num_rows": 0}, source,
-                   engine="genline.ingest")
+        return cls(
+            False,
+            (CheckOutcome("readable", False, error),),
+            {"num_rows": 0},
+            source,
+            engine="genline.ingest",
+        )
 
 
 # --- the summary tables ---------------------------------------------------------------------------
@@ -196,8 +230,11 @@ def _row_stats(flat: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np
         with np.errstate(invalid="ignore"), warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN rows: NaN is the answer
             sub = np.where(finite[bad], flat[bad], np.nan)
-            pmin[bad], pmax[bad], mean[bad] = (np.nanmin(sub, axis=1), np.nanmax(sub, axis=1),
-                                               np.nanmean(sub, axis=1))
+            pmin[bad], pmax[bad], mean[bad] = (
+                np.nanmin(sub, axis=1),
+                np.nanmax(sub, axis=1),
+                np.nanmean(sub, axis=1),
+            )
     return nonfinite, pmin, pmax, mean
 
 
@@ -230,8 +267,9 @@ def summary_frame(ds: Dataset, classes: Sequence[str]) -> pd.DataFrame:
 
     images = np.asarray(ds.images)
     n = len(images)
-    flat = images.reshape(n, -1).astype(np.float32, copy=False) if n else np.zeros((0, 1),
-                                                                                   np.float32)
+    flat = (
+        images.reshape(n, -1).astype(np.float32, copy=False) if n else np.zeros((0, 1), np.float32)
+    )
     nonfinite, pmin, pmax, mean = _row_stats(flat)
     labels = np.asarray(ds.labels).astype(np.int64, copy=False)
     names = list(ds.classes)
@@ -242,20 +280,26 @@ def summary_frame(ds: Dataset, classes: Sequence[str]) -> pd.DataFrame:
     for j, x in enumerate(strays):
         codes[labels == x] = len(names) + j
     shape = "x".join(str(s) for s in images.shape[1:])
-    return pd.DataFrame({
-        "row": np.arange(n),
-        "label": pd.Categorical.from_codes(codes, categories=categories),
-        "shape": pd.Categorical.from_codes(np.zeros(n, np.int8), categories=[shape]),
-        "pixel_min": pmin,
-        "pixel_max": pmax,
-        "nonfinite": nonfinite.astype(np.int32),
-        "mean_intensity": mean,
-        "row_key": _row_keys(flat) if n else np.zeros(0, np.uint64),
-    })
+    return pd.DataFrame(
+        {
+            "row": np.arange(n),
+            "label": pd.Categorical.from_codes(codes, categories=categories),
+            "shape": pd.Categorical.from_codes(np.zeros(n, np.int8), categories=[shape]),
+            "pixel_min": pmin,
+            "pixel_max": pmax,
+            "nonfinite": nonfinite.astype(np.int32),
+            "mean_intensity": mean,
+            "row_key": _row_keys(flat) if n else np.zeros(0, np.uint64),
+        }
+    )
 
 
-def class_frame(frame: pd.DataFrame, classes: Sequence[str], reference: ReferenceStats | None,
-                cfg: ValidationConfig) -> pd.DataFrame:
+def class_frame(
+    frame: pd.DataFrame,
+    classes: Sequence[str],
+    reference: ReferenceStats | None,
+    cfg: ValidationConfig,
+) -> pd.DataFrame:
     """The class table: one row per expected class with its count, share and mean intensity,
     and the intensity bounds the reference sets (NaN where there is no reference)."""
     import pandas as pd
@@ -269,14 +313,24 @@ def class_frame(frame: pd.DataFrame, classes: Sequence[str], reference: Referenc
         n_c = int(counts.get(name, 0))
         lo = hi = np.nan
         if reference is not None and name in reference.class_mean and n_c:
-            tol = max(cfg.intensity_abs_tol,
-                      cfg.intensity_z * reference.class_std[name] / math.sqrt(n_c))
+            tol = max(
+                cfg.intensity_abs_tol, cfg.intensity_z * reference.class_std[name] / math.sqrt(n_c)
+            )
             lo, hi = reference.class_mean[name] - tol, reference.class_mean[name] + tol
         m = float(means.get(name, np.nan)) if n_c else np.nan
-        rows.append({"label": name, "n": n_c, "share": n_c / total, "mean_intensity": m,
-                     "intensity_low": lo, "intensity_high": hi})
-    return pd.DataFrame(rows, columns=["label", "n", "share", "mean_intensity", "intensity_low",
-                                       "intensity_high"])
+        rows.append(
+            {
+                "label": name,
+                "n": n_c,
+                "share": n_c / total,
+                "mean_intensity": m,
+                "intensity_low": lo,
+                "intensity_high": hi,
+            }
+        )
+    return pd.DataFrame(
+        rows, columns=["label", "n", "share", "mean_intensity", "intensity_low", "intensity_high"]
+    )
 
 
 # --- the suite ------------------------------------------------------------------------------------
@@ -306,12 +360,14 @@ def _context() -> Any:
             source = ctx.data_sources.add_pandas("genline")
             _CTX[:] = [ctx] + [
                 source.add_dataframe_asset(name=t).add_batch_definition_whole_dataframe(t)
-                for t in ("images", "classes")]
+                for t in ("images", "classes")
+            ]
         return _CTX
 
 
-def _expectations(classes: Sequence[str], shape: str, cfg: ValidationConfig,
-                  with_reference: bool) -> tuple[list, list]:
+def _expectations(
+    classes: Sequence[str], shape: str, cfg: ValidationConfig, with_reference: bool
+) -> tuple[list, list]:
     """(image-table expectations, class-table expectations), each tagged with its check name.
 
     Aggregate expectations (min, max, distinct values, unique proportion) rather than per-row
@@ -323,30 +379,55 @@ def _expectations(classes: Sequence[str], shape: str, cfg: ValidationConfig,
     k = max(len(classes), 1)
     images = [
         ("has_min_rows", gxe.ExpectTableRowCountToBeBetween(min_value=cfg.min_rows)),
-        ("image_shape_matches", gxe.ExpectColumnDistinctValuesToBeInSet(column="shape",
-                                                                        value_set=[shape])),
+        (
+            "image_shape_matches",
+            gxe.ExpectColumnDistinctValuesToBeInSet(column="shape", value_set=[shape]),
+        ),
         ("no_nan_or_inf", gxe.ExpectColumnMaxToBeBetween(column="nonfinite", max_value=0)),
         ("pixels_in_range", gxe.ExpectColumnMinToBeBetween(column="pixel_min", min_value=0.0)),
         ("pixels_in_range", gxe.ExpectColumnMaxToBeBetween(column="pixel_max", max_value=1.0)),
-        ("labels_in_set", gxe.ExpectColumnDistinctValuesToBeInSet(column="label",
-                                                                  value_set=list(classes))),
-        ("duplicate_rate_below_max", gxe.ExpectColumnProportionOfUniqueValuesToBeBetween(
-            column="row_key", min_value=1.0 - cfg.max_duplicate_rate)),
+        (
+            "labels_in_set",
+            gxe.ExpectColumnDistinctValuesToBeInSet(column="label", value_set=list(classes)),
+        ),
+        (
+            "duplicate_rate_below_max",
+            gxe.ExpectColumnProportionOfUniqueValuesToBeBetween(
+                column="row_key", min_value=1.0 - cfg.max_duplicate_rate
+            ),
+        ),
     ]
     per_class = [
         ("all_classes_present", gxe.ExpectColumnValuesToBeBetween(column="n", min_value=1)),
-        ("class_balance_within_bounds", gxe.ExpectColumnValuesToBeBetween(
-            column="share", min_value=cfg.class_share_min_factor / k,
-            max_value=cfg.class_share_max_factor / k)),
+        (
+            "class_balance_within_bounds",
+            gxe.ExpectColumnValuesToBeBetween(
+                column="share",
+                min_value=cfg.class_share_min_factor / k,
+                max_value=cfg.class_share_max_factor / k,
+            ),
+        ),
     ]
     if with_reference:
         per_class += [
-            ("class_intensity_matches_reference", gxe.ExpectColumnPairValuesAToBeGreaterThanB(
-                column_A="mean_intensity", column_B="intensity_low", or_equal=True,
-                ignore_row_if="either_value_is_missing")),
-            ("class_intensity_matches_reference", gxe.ExpectColumnPairValuesAToBeGreaterThanB(
-                column_A="intensity_high", column_B="mean_intensity", or_equal=True,
-                ignore_row_if="either_value_is_missing")),
+            (
+                "class_intensity_matches_reference",
+                gxe.ExpectColumnPairValuesAToBeGreaterThanB(
+                    column_A="mean_intensity",
+                    column_B="intensity_low",
+                    or_equal=True,
+                    ignore_row_if="either_value_is_missing",
+                ),
+            ),
+            (
+                "class_intensity_matches_reference",
+                gxe.ExpectColumnPairValuesAToBeGreaterThanB(
+                    column_A="intensity_high",
+                    column_B="mean_intensity",
+                    or_equal=True,
+                    ignore_row_if="either_value_is_missing",
+                ),
+            ),
         ]
     for name, e in images + per_class:
         e.meta = {"check": name}
@@ -359,8 +440,14 @@ def _rows(mask: Any) -> str:
     return f" (rows {', '.join(map(str, idx[:5].tolist()))}{more})" if len(idx) else ""
 
 
-def _describe(check: str, frame: pd.DataFrame, classes_df: pd.DataFrame, shape: str,
-              cfg: ValidationConfig, results: list[dict[str, Any]]) -> str:
+def _describe(
+    check: str,
+    frame: pd.DataFrame,
+    classes_df: pd.DataFrame,
+    shape: str,
+    cfg: ValidationConfig,
+    results: list[dict[str, Any]],
+) -> str:
     """One line a person can act on, for a failed check (rows looked up in the tables)."""
     for r in results:
         if r.get("exception_info", {}).get("raised_exception"):
@@ -376,23 +463,29 @@ def _describe(check: str, frame: pd.DataFrame, classes_df: pd.DataFrame, shape: 
         return f"{int(bad.sum())} images contain NaN or Inf{_rows(bad)}"
     if check == "pixels_in_range":
         parts = []
-        for side, bad in (("below 0", frame["pixel_min"].to_numpy() < 0),
-                          ("above 1", frame["pixel_max"].to_numpy() > 1)):
+        for side, bad in (
+            ("below 0", frame["pixel_min"].to_numpy() < 0),
+            ("above 1", frame["pixel_max"].to_numpy() > 1),
+        ):
             if bad.any():
                 parts.append(f"{int(bad.sum())} images have pixels {side}{_rows(bad)}")
         return "; ".join(parts)
     if check == "labels_in_set":
         bad = ~frame["label"].isin(list(classes_df["label"])).to_numpy()
         names = sorted(set(map(str, frame["label"][bad])))
-        return (f"{int(bad.sum())} labels outside the set {list(classes_df['label'])}: "
-                f"{names}{_rows(bad)}")
+        return (
+            f"{int(bad.sum())} labels outside the set {list(classes_df['label'])}: "
+            f"{names}{_rows(bad)}"
+        )
     if check == "all_classes_present":
         return f"classes missing from the batch: {list(classes_df.loc[classes_df.n < 1, 'label'])}"
     if check == "class_balance_within_bounds":
         lo, hi = cfg.class_share_min_factor / k, cfg.class_share_max_factor / k
         bad = classes_df[(classes_df.share < lo) | (classes_df.share > hi)]
-        return (f"class shares outside [{lo:.3f}, {hi:.3f}]: "
-                f"{ {r.label: round(r.share, 3) for r in bad.itertuples()} }")
+        return (
+            f"class shares outside [{lo:.3f}, {hi:.3f}]: "
+            f"{ {r.label: round(r.share, 3) for r in bad.itertuples()} }"
+        )
     if check == "duplicate_rate_below_max":
         if not len(frame):
             return "no rows to compare"
@@ -404,11 +497,14 @@ def _describe(check: str, frame: pd.DataFrame, classes_df: pd.DataFrame, shape: 
             if np.isnan(r.intensity_low):
                 continue
             if np.isnan(r.mean_intensity):
-                out.append(f"class {r.label!r} mean intensity cannot be computed (no finite "
-                           "pixels)")
+                out.append(
+                    f"class {r.label!r} mean intensity cannot be computed (no finite pixels)"
+                )
             elif not r.intensity_low <= r.mean_intensity <= r.intensity_high:
-                out.append(f"class {r.label!r} mean intensity {r.mean_intensity:.3f} outside "
-                           f"[{r.intensity_low:.3f}, {r.intensity_high:.3f}] set by the reference")
+                out.append(
+                    f"class {r.label!r} mean intensity {r.mean_intensity:.3f} outside "
+                    f"[{r.intensity_low:.3f}, {r.intensity_high:.3f}] set by the reference"
+                )
         return "; ".join(out) or "outside the reference's bounds"
     return "failed"
 
@@ -436,10 +532,13 @@ def validate_dataset(
     images = np.asarray(dataset.images)
     if images.ndim != 4:
         return ValidationResult.unreadable(
-            dataset.source, f"images must be (N, C, H, W), got shape {images.shape}")
+            dataset.source, f"images must be (N, C, H, W), got shape {images.shape}"
+        )
     classes = tuple(cfg.classes or (reference.classes if reference else dataset.classes))
-    shape = "x".join(str(s) for s in (cfg.image_shape or (reference.image_shape if reference
-                                                          else images.shape[1:])))
+    shape = "x".join(
+        str(s)
+        for s in (cfg.image_shape or (reference.image_shape if reference else images.shape[1:]))
+    )
     frame = summary_frame(dataset, classes)
     classes_df = class_frame(frame, classes, reference, cfg)
     with_reference = reference is not None and bool(classes_df["intensity_low"].notna().any())
@@ -450,20 +549,26 @@ def validate_dataset(
     _, images_def, classes_def = _context()
     grouped: dict[str, list[dict[str, Any]]] = {}
     statistics: dict[str, Any] = {}
-    for table, batch_def, exps in (("images", images_def, image_exps),
-                                   ("classes", classes_def, class_exps)):
+    for table, batch_def, exps in (
+        ("images", images_def, image_exps),
+        ("classes", classes_def, class_exps),
+    ):
         suite = gx.ExpectationSuite(name=f"{SUITE_NAME}.{table}", expectations=exps)
         # Only the columns the expectations read: GX fingerprints every batch by hashing it.
         df = frame[list(IMAGE_COLUMNS)] if table == "images" else classes_df
         res = batch_def.get_batch(batch_parameters={"dataframe": df}).validate(
-            suite, result_format="BASIC")
+            suite, result_format="BASIC"
+        )
         statistics[table] = res.statistics
         for r in res.results:  # each expectation carries its check name in meta
             d = r.to_json_dict()
             grouped.setdefault(d["expectation_config"]["meta"]["check"], []).append(d)
 
-    skip_reason = ("no reference (none accepted yet): intensity not compared" if reference is None
-                   else "the reference shares no class with this batch")
+    skip_reason = (
+        "no reference (none accepted yet): intensity not compared"
+        if reference is None
+        else "the reference shares no class with this batch"
+    )
     outcomes = [CheckOutcome("readable", True, "ok")]
     for name in CHECK_NAMES[1:]:
         results = grouped.get(name, [])
@@ -472,31 +577,47 @@ def validate_dataset(
             continue
         passed = all(r["success"] for r in results)
         text = "ok" if passed else _describe(name, frame, classes_df, shape, cfg, results)
-        outcomes.append(CheckOutcome(name, passed, text,
-                                     expectations=tuple(_compact(r) for r in results)))
+        outcomes.append(
+            CheckOutcome(name, passed, text, expectations=tuple(_compact(r) for r in results))
+        )
     stats = {
         "num_rows": int(len(frame)),
         "image_shape": list(images.shape[1:]),
         "classes": list(classes),
-        "class_counts": {str(k): int(v) for k, v in
-                         frame["label"].value_counts().sort_index().items() if v},
-        "duplicate_rate": float(1 - frame["row_key"].nunique() / len(frame)) if len(frame)
-        else 0.0,
+        "class_counts": {
+            str(k): int(v) for k, v in frame["label"].value_counts().sort_index().items() if v
+        },
+        "duplicate_rate": float(1 - frame["row_key"].nunique() / len(frame)) if len(frame) else 0.0,
         "reference_fingerprint": reference.fingerprint if reference else None,
         "class_table": json.loads(classes_df.to_json(orient="records")),
         "gx_statistics": statistics,
     }
-    return ValidationResult(all(o.passed for o in outcomes), tuple(outcomes), stats,
-                            dataset.source, SUITE_NAME, f"great_expectations {gx.__version__}",
-                            round(time.perf_counter() - t0, 4))
+    return ValidationResult(
+        all(o.passed for o in outcomes),
+        tuple(outcomes),
+        stats,
+        dataset.source,
+        SUITE_NAME,
+        f"great_expectations {gx.__version__}",
+        round(time.perf_counter() - t0, 4),
+    )
 
 
 def _compact(res: dict[str, Any]) -> dict[str, Any]:
     cfg = res["expectation_config"]
     kwargs = {k: v for k, v in cfg["kwargs"].items() if k not in ("batch_id",)}
     r = res.get("result") or {}
-    keep = {k: r[k] for k in ("observed_value", "unexpected_count", "unexpected_percent",
-                              "partial_unexpected_list", "element_count") if k in r}
+    keep = {
+        k: r[k]
+        for k in (
+            "observed_value",
+            "unexpected_count",
+            "unexpected_percent",
+            "partial_unexpected_list",
+            "element_count",
+        )
+        if k in r
+    }
     return {"type": cfg["type"], "kwargs": kwargs, "success": res["success"], "result": keep}
 
 

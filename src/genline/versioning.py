@@ -38,8 +38,16 @@ from genline.paths import state_dir
 
 TRACKED_NAME = "training_dataset.npz"
 INFO_NAME = "training_dataset.json"
-_GIT_ID = ["-c", "user.name=genline", "-c", "user.email=genline@localhost",
-           "-c", "commit.gpgsign=false", "-c", "init.defaultBranch=main"]
+_GIT_ID = [
+    "-c",
+    "user.name=genline",
+    "-c",
+    "user.email=genline@localhost",
+    "-c",
+    "commit.gpgsign=false",
+    "-c",
+    "init.defaultBranch=main",
+]
 
 
 class VersioningError(RuntimeError):
@@ -78,8 +86,10 @@ class DvcConfig:
     def default(cls, root: str | Path | None = None, **overrides: Any) -> DvcConfig:
         """Repository and local remote under the state directory (or `root`)."""
         base = Path(root) if root is not None else state_dir()
-        kw: dict[str, Any] = {"repo_dir": base / "data_repo",
-                              "remote_url": str(base / "dvc_remote")}
+        kw: dict[str, Any] = {
+            "repo_dir": base / "data_repo",
+            "remote_url": str(base / "dvc_remote"),
+        }
         kw.update({k: v for k, v in overrides.items() if v not in (None, "")})
         kw["repo_dir"] = Path(kw["repo_dir"])
         return cls(**kw)
@@ -108,8 +118,7 @@ class DatasetVersion:
 
 
 def _git(repo: Path, *args: str, check: bool = True) -> str:
-    proc = subprocess.run(["git", *_GIT_ID, "-C", str(repo), *args], capture_output=True,
-                          text=True)
+    proc = subprocess.run(["git", *_GIT_ID, "-C", str(repo), *args], capture_output=True, text=True)
     if check and proc.returncode != 0:
         raise VersioningError(f"git {' '.join(args)} failed in {repo}: {proc.stderr.strip()}")
     return proc.stdout
@@ -138,7 +147,8 @@ def repo_lock(cfg: DvcConfig) -> Iterator[None]:
                     raise VersioningError(
                         f"{cfg.repo_dir}: another materialization has held the dataset lock "
                         f"{cfg.lock_path} for over {cfg.lock_timeout_s:g} s; retry when it "
-                        "finishes") from None
+                        "finishes"
+                    ) from None
                 time.sleep(0.05)
         try:
             yield
@@ -234,8 +244,16 @@ def _ensure_repo_locked(cfg: DvcConfig) -> None:
     _configure_remote(cfg)
     _git(repo_dir, "add", ".dvc/config", ".dvcignore")
     if _git(repo_dir, "status", "--porcelain", "--", ".dvc/config", ".dvcignore").strip():
-        _git(repo_dir, "commit", "-q", "-m", f"genline: DVC remote {cfg.remote_name} -> "
-             f"{cfg.remote_url}", "--", ".dvc/config", ".dvcignore")
+        _git(
+            repo_dir,
+            "commit",
+            "-q",
+            "-m",
+            f"genline: DVC remote {cfg.remote_name} -> {cfg.remote_url}",
+            "--",
+            ".dvc/config",
+            ".dvcignore",
+        )
 
 
 # --- recording a version ------------------------------------------------------------------------
@@ -249,8 +267,9 @@ def current_version(cfg: DvcConfig) -> DatasetVersion | None:
     return versions[0] if versions else None
 
 
-def commit_dataset(cfg: DvcConfig, src: str | Path, info: dict[str, Any] | None = None,
-                   message: str = "") -> tuple[DatasetVersion, bool]:
+def commit_dataset(
+    cfg: DvcConfig, src: str | Path, info: dict[str, Any] | None = None, message: str = ""
+) -> tuple[DatasetVersion, bool]:
     """Record `src` (a canonical dataset file) as the next version and push it to the remote.
 
     Idempotent: a file with the md5 of the current version records nothing new.
@@ -292,7 +311,8 @@ def commit_dataset(cfg: DvcConfig, src: str | Path, info: dict[str, Any] | None 
                     raise VersioningError(
                         f"dvc push to remote {cfg.remote_name!r} ({cfg.remote_url}) failed: "
                         f"{type(exc).__name__}: {exc}{why}. The dataset version was not "
-                        "advanced; check that the remote is reachable and writable") from exc
+                        "advanced; check that the remote is reachable and writable"
+                    ) from exc
             atomic_write_json(cfg.repo_dir / INFO_NAME, {"md5": md5, **(info or {})})
             _git(cfg.repo_dir, "add", f"{TRACKED_NAME}.dvc", INFO_NAME, ".gitignore")
             _git(cfg.repo_dir, "commit", "-q", "-m", message or f"dataset {md5}")
@@ -312,8 +332,16 @@ def _rollback(cfg: DvcConfig, head: DatasetVersion | None) -> None:
             (repo_dir / name).unlink(missing_ok=True)
         _git(repo_dir, "checkout", "--", ".gitignore", check=False)
         return
-    _git(repo_dir, "checkout", "HEAD", "--", f"{TRACKED_NAME}.dvc", INFO_NAME, ".gitignore",
-         check=False)
+    _git(
+        repo_dir,
+        "checkout",
+        "HEAD",
+        "--",
+        f"{TRACKED_NAME}.dvc",
+        INFO_NAME,
+        ".gitignore",
+        check=False,
+    )
     with contextlib.suppress(Exception), _quiet(), _dvc_repo(cfg) as repo:
         repo.checkout(targets=[str(repo_dir / TRACKED_NAME)], force=True)
 
@@ -391,10 +419,18 @@ def checkout(cfg: DvcConfig, version: str, out: str | Path) -> tuple[DatasetVers
     try:
         import dvc.api
 
-        with _quiet(), dvc.api.open(TRACKED_NAME, repo=str(cfg.repo_dir), rev=v.commit,
-                                    remote=cfg.remote_name, remote_config=cfg.remote_config,
-                                    mode="rb") as src, \
-                open(tmp, "wb") as dst:
+        with (
+            _quiet(),
+            dvc.api.open(
+                TRACKED_NAME,
+                repo=str(cfg.repo_dir),
+                rev=v.commit,
+                remote=cfg.remote_name,
+                remote_config=cfg.remote_config,
+                mode="rb",
+            ) as src,
+            open(tmp, "wb") as dst,
+        ):
             shutil.copyfileobj(src, dst, 1 << 20)
         got = md5_file(tmp)
         if got != v.md5:
@@ -405,9 +441,11 @@ def checkout(cfg: DvcConfig, version: str, out: str | Path) -> tuple[DatasetVers
         raise
     except Exception as exc:
         tmp.unlink(missing_ok=True)
-        raise VersioningError(f"could not restore dataset version {v.md5} (commit "
-                              f"{v.commit[:10]}) from remote {cfg.remote_url}: "
-                              f"{type(exc).__name__}: {exc}") from exc
+        raise VersioningError(
+            f"could not restore dataset version {v.md5} (commit "
+            f"{v.commit[:10]}) from remote {cfg.remote_url}: "
+            f"{type(exc).__name__}: {exc}"
+        ) from exc
     return v, out
 
 

@@ -1,4 +1,4 @@
-"""An S3-compatible server on a free loopback port (moto's threaded server speaks the S3 REST API)."""
+"""An S3-compatible server on a free loopback port (moto's threaded server, S3 REST API)."""
 
 from __future__ import annotations
 
@@ -17,8 +17,13 @@ def s3_endpoint():
     server.start()
     host, port = server.get_host_and_port()
     endpoint = f"http://{host}:{port}"
-    client = boto3.client("s3", endpoint_url=endpoint, aws_access_key_id=ACCESS_KEY,
-                          aws_secret_access_key=SECRET_KEY, region_name="us-east-1")
+    client = boto3.client(
+        "s3",
+        endpoint_url=endpoint,
+        aws_access_key_id=ACCESS_KEY,
+        aws_secret_access_key=SECRET_KEY,
+        region_name="us-east-1",
+    )
     client.create_bucket(Bucket="genline")
     yield endpoint, client
     server.stop()

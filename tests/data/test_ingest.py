@@ -88,8 +88,10 @@ def test_bad_batch_is_quarantined_with_result_and_alert_and_never_reaches_traini
     assert quarantined(store)[0]["failed"] == ["no_nan_or_inf"]
 
 
-@pytest.mark.parametrize("fault", ["zero_byte_npz", "corrupt_npz", "corrupt_png", "zero_byte_png",
-                                   "empty_folder", "stray_file"])
+@pytest.mark.parametrize(
+    "fault",
+    ["zero_byte_npz", "corrupt_npz", "corrupt_png", "zero_byte_png", "empty_folder", "stray_file"],
+)
 def test_unreadable_deliveries_are_quarantined(state, fault):
     store = BatchStore.default()
     folder = store.delivery_dir("2026-11-03")

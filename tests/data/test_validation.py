@@ -67,8 +67,10 @@ def test_too_few_rows_missing_class_and_imbalance(batch):
     tiny = batch.subset(np.arange(10), "tiny")  # ten images, all of class 0
     result = validate_dataset(tiny, reference=batch)
     assert {"has_min_rows", "all_classes_present"} <= failed(result)
-    idx = np.concatenate([np.flatnonzero(batch.labels == 0)] * 4 +
-                         [np.flatnonzero(batch.labels == k)[:3] for k in range(1, 10)])
+    idx = np.concatenate(
+        [np.flatnonzero(batch.labels == 0)] * 4
+        + [np.flatnonzero(batch.labels == k)[:3] for k in range(1, 10)]
+    )
     skewed = batch.subset(idx, "skewed")
     result = validate_dataset(skewed, config=ValidationConfig(max_duplicate_rate=0.9))
     assert failed(result) == {"class_balance_within_bounds"}

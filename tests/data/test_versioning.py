@@ -30,8 +30,9 @@ DVC = str(Path(sys.executable).parent / "dvc")
 
 
 def _git(repo: Path, *args: str) -> str:
-    return subprocess.run(["git", "-C", str(repo), *args], capture_output=True, text=True,
-                          check=True).stdout
+    return subprocess.run(
+        ["git", "-C", str(repo), *args], capture_output=True, text=True, check=True
+    ).stdout
 
 
 def _npz(ds: Dataset, rows: int, path: Path) -> Path:
@@ -91,12 +92,15 @@ def _assert_unchanged(cfg: DvcConfig, head) -> None:
 
 
 @pytest.mark.parametrize("remote", ["not_a_directory", "closed_port", "read_only_http"])
-def test_push_failure_does_not_advance_the_version(cfg, digits, tmp_path, remote,
-                                                   read_only_http_remote):
+def test_push_failure_does_not_advance_the_version(
+    cfg, digits, tmp_path, remote, read_only_http_remote
+):
     head, _ = commit_dataset(cfg, _npz(digits, 300, tmp_path / "a.npz"))
-    url = {"not_a_directory": str(tmp_path / "a.npz" / "remote"),
-           "closed_port": "http://127.0.0.1:9/remote",
-           "read_only_http": read_only_http_remote}[remote]
+    url = {
+        "not_a_directory": str(tmp_path / "a.npz" / "remote"),
+        "closed_port": "http://127.0.0.1:9/remote",
+        "read_only_http": read_only_http_remote,
+    }[remote]
     bad = DvcConfig(cfg.repo_dir, url, lock_timeout_s=5)
     with pytest.raises(VersioningError, match="dvc push .* failed.*not advanced"):
         commit_dataset(bad, _npz(digits, 400, tmp_path / "b.npz"))
@@ -143,8 +147,9 @@ def test_two_concurrent_commits_serialise_without_corruption(cfg, digits, tmp_pa
     versions = list_versions(cfg)
     assert len(versions) == 3
     assert {v.md5 for v in versions[:2]} == {md5_file(f) for f in files}
-    subprocess.run(["git", "-C", str(cfg.repo_dir), "fsck", "--strict"], check=True,
-                   capture_output=True)
+    subprocess.run(
+        ["git", "-C", str(cfg.repo_dir), "fsck", "--strict"], check=True, capture_output=True
+    )
     assert _git(cfg.repo_dir, "status", "--porcelain") == ""
     for v in versions:  # every recorded version is still restorable from the remote
         assert verify_in_remote(cfg, v.md5)

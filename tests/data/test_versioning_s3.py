@@ -25,8 +25,13 @@ def test_push_and_restore_through_s3(tmp_path, digits, s3_endpoint, monkeypatch)
     endpoint, client = s3_endpoint
     for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_PROFILE"):
         monkeypatch.delenv(name, raising=False)
-    cfg = DvcConfig.default(tmp_path, remote_url="s3://genline/datasets", endpoint_url=endpoint,
-                            access_key_id=ACCESS_KEY, secret_access_key=SECRET_KEY)
+    cfg = DvcConfig.default(
+        tmp_path,
+        remote_url="s3://genline/datasets",
+        endpoint_url=endpoint,
+        access_key_id=ACCESS_KEY,
+        secret_access_key=SECRET_KEY,
+    )
     src = save_npz(digits.subset(np.arange(300)), tmp_path / "a.npz")
     version, new = commit_dataset(cfg, src)
     assert new and verify_in_remote(cfg, version.md5)
@@ -43,8 +48,13 @@ def test_push_and_restore_through_s3(tmp_path, digits, s3_endpoint, monkeypatch)
 
 def test_missing_bucket_fails_cleanly(tmp_path, digits, s3_endpoint):  # noqa: F811
     endpoint, _ = s3_endpoint
-    cfg = DvcConfig.default(tmp_path, remote_url="s3://no-such-bucket/x", endpoint_url=endpoint,
-                            access_key_id=ACCESS_KEY, secret_access_key=SECRET_KEY)
+    cfg = DvcConfig.default(
+        tmp_path,
+        remote_url="s3://no-such-bucket/x",
+        endpoint_url=endpoint,
+        access_key_id=ACCESS_KEY,
+        secret_access_key=SECRET_KEY,
+    )
     with pytest.raises(VersioningError, match="not advanced"):
         commit_dataset(cfg, save_npz(digits.subset(np.arange(300)), tmp_path / "a.npz"))
     assert current_version(cfg) is None

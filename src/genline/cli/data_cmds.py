@@ -24,8 +24,9 @@ UI_LOG_FILE = "dagster.log"
 def _dvc_config(repo: str | None, remote: str | None):
     from genline.versioning import DvcConfig
 
-    return DvcConfig.default(repo_dir=repo, remote_url=remote or os.environ.get(
-        "GENLINE_DVC_REMOTE_URL"))
+    return DvcConfig.default(
+        repo_dir=repo, remote_url=remote or os.environ.get("GENLINE_DVC_REMOTE_URL")
+    )
 
 
 def project_root() -> Path:
@@ -80,13 +81,22 @@ def data() -> None:
 
 @data.command("validate")
 @click.argument("path", type=click.Path(exists=True, path_type=Path))
-@click.option("--reference", type=click.Path(exists=True, path_type=Path), default=None,
-              help="Accepted data to compare with (.npz or class folders).")
+@click.option(
+    "--reference",
+    type=click.Path(exists=True, path_type=Path),
+    default=None,
+    help="Accepted data to compare with (.npz or class folders).",
+)
 @click.option("--min-rows", type=int, default=None, help="Fewest images accepted.")
-@click.option("--out", type=click.Path(path_type=Path), default=None,
-              help="Write the JSON validation result here.")
-def validate_cmd(path: Path, reference: Path | None, min_rows: int | None,
-                 out: Path | None) -> None:
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Write the JSON validation result here.",
+)
+def validate_cmd(
+    path: Path, reference: Path | None, min_rows: int | None, out: Path | None
+) -> None:
     """Run the validation suite on an .npz or image folder; exit 1 when a check fails."""
     from genline.data import DataError, load_dataset
     from genline.fsutil import atomic_write_json
@@ -154,8 +164,12 @@ def versions_cmd(repo: str | None, as_json: bool) -> None:
 
 @data.command("checkout")
 @click.argument("version")
-@click.option("--out", type=click.Path(path_type=Path), default=None,
-              help="Where to write the dataset (default <state>/checkouts/<md5>.npz).")
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Where to write the dataset (default <state>/checkouts/<md5>.npz).",
+)
 @click.option("--repo", default=None, help="Data repository (default <state>/data_repo).")
 @click.option("--remote", default=None, help="Override the DVC remote URL.")
 def checkout_cmd(version: str, out: Path | None, repo: str | None, remote: str | None) -> None:
@@ -208,8 +222,9 @@ def materialize_cmd(days: int | None) -> None:
     cmd = [sys.executable, "-m", "dagster_project.materialize"]
     if days:
         cmd += ["--days", str(days)]
-    proc = subprocess.run(cmd, cwd=project_root(), env=_dagster_env(), stdout=subprocess.PIPE,
-                          text=True)
+    proc = subprocess.run(
+        cmd, cwd=project_root(), env=_dagster_env(), stdout=subprocess.PIPE, text=True
+    )
     lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("{")]
     if proc.returncode != 0 or not lines:
         raise click.ClickException("materializing the data assets failed (see the log above)")
@@ -258,16 +273,24 @@ def ui(host: str, port: int, background: bool, stop: bool) -> None:
         return
     pid_file.parent.mkdir(parents=True, exist_ok=True)
     log = open(run_dir() / UI_LOG_FILE, "ab")
-    proc = subprocess.Popen(cmd, cwd=project_root(), env=env, stdout=log, stderr=log,
-                            stdin=subprocess.DEVNULL, start_new_session=True)
+    proc = subprocess.Popen(
+        cmd,
+        cwd=project_root(),
+        env=env,
+        stdout=log,
+        stderr=log,
+        stdin=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     pid_file.write_text(f"{proc.pid}\n")
     url = f"http://{host}:{port}"
     import urllib.request
 
     for _ in range(240):  # the webserver needs a few seconds to load the code location
         if proc.poll() is not None:
-            raise click.ClickException(f"dagster dev exited with {proc.returncode}; see "
-                                       f"{run_dir() / UI_LOG_FILE}")
+            raise click.ClickException(
+                f"dagster dev exited with {proc.returncode}; see {run_dir() / UI_LOG_FILE}"
+            )
         try:
             with urllib.request.urlopen(f"{url}/server_info", timeout=1):
                 break
@@ -275,8 +298,10 @@ def ui(host: str, port: int, background: bool, stop: bool) -> None:
             time.sleep(0.5)
     else:
         click.echo(f"dagster dev is still starting; log: {run_dir() / UI_LOG_FILE}")
-    click.echo(f"Dagster UI: {url} (pid {proc.pid}, DAGSTER_HOME={env['DAGSTER_HOME']}); "
-               "stop with `genline ui --stop`")
+    click.echo(
+        f"Dagster UI: {url} (pid {proc.pid}, DAGSTER_HOME={env['DAGSTER_HOME']}); "
+        "stop with `genline ui --stop`"
+    )
 
 
 COMMANDS: list = [data, ui]

@@ -58,9 +58,11 @@ def defs():
 
 def run_ingest(defs, instance, day: str, **kwargs):
     return defs.resolve_job_def("ingest_job").execute_in_process(
-        partition_key=day, instance=instance, raise_on_error=False, **kwargs)
+        partition_key=day, instance=instance, raise_on_error=False, **kwargs
+    )
 
 
 def run_training_dataset(defs, instance, **kwargs):
     return defs.resolve_job_def("training_dataset_job").execute_in_process(
-        instance=instance, raise_on_error=False, **kwargs)
+        instance=instance, raise_on_error=False, **kwargs
+    )

@@ -62,24 +62,43 @@ def test_partitions_then_versioned_training_dataset(defs, instance, state):
 
     shutil.rmtree(cfg.repo_dir / ".dvc" / "cache")
     out = state / "restored.npz"
-    proc = subprocess.run([sys.executable, "-m", "genline.cli", "data", "checkout",
-                           value["dvc_md5"][:8], "--out", str(out)], capture_output=True,
-                          text=True, cwd=REPO_ROOT)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "genline.cli",
+            "data",
+            "checkout",
+            value["dvc_md5"][:8],
+            "--out",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=REPO_ROOT,
+    )
     assert proc.returncode == 0, proc.stderr
     assert out.read_bytes() == open(value["path"], "rb").read()
 
     # A later batch is checked against the accepted reference (the versioned dataset).
     result = run_ingest(defs, instance, "2026-11-04")
-    evaluation = [e for e in result.get_asset_check_evaluations()
-                  if e.check_name == "class_intensity_matches_reference"][0]
+    evaluation = [
+        e
+        for e in result.get_asset_check_evaluations()
+        if e.check_name == "class_intensity_matches_reference"
+    ][0]
     assert evaluation.passed and not evaluation.metadata["skipped"].value
 
 
 def _deliver(state, day: str, images, labels) -> None:
     folder = BatchStore.default().delivery_dir(day)
     folder.mkdir(parents=True)
-    np.savez(folder / "batch.npz", images=images, labels=labels,
-             classes=np.array([str(k) for k in range(10)]))
+    np.savez(
+        folder / "batch.npz",
+        images=images,
+        labels=labels,
+        classes=np.array([str(k) for k in range(10)]),
+    )
 
 
 def _fault(kind: str):
@@ -101,8 +120,7 @@ def _fault(kind: str):
 
 
 @pytest.mark.parametrize("kind", ["nan", "wrong_shape", "label_outside_set", "empty", "inverted"])
-def test_bad_batch_is_quarantined_alerted_and_never_reaches_training(defs, instance, state,
-                                                                      kind):
+def test_bad_batch_is_quarantined_alerted_and_never_reaches_training(defs, instance, state, kind):
     assert run_ingest(defs, instance, "2026-11-01").success
     first = run_training_dataset(defs, instance).output_for_node("training_dataset")
     images, labels, expected_failures = _fault(kind)
@@ -129,15 +147,20 @@ def test_bad_batch_is_quarantined_alerted_and_never_reaches_training(defs, insta
     from dagster_project.defs.resources import AlertSinkResource
     from dagster_project.defs.sensors import run_failure_alert_sensor
 
-    failure = instance.all_logs(result.run_id,
-                                of_type=dg.DagsterEventType.RUN_FAILURE)[0].dagster_event
+    failure = instance.all_logs(result.run_id, of_type=dg.DagsterEventType.RUN_FAILURE)[
+        0
+    ].dagster_event
     ctx = dg.build_run_status_sensor_context(
-        sensor_name="run_failure_alert_sensor", dagster_event=failure,
-        dagster_instance=instance, dagster_run=instance.get_run_by_id(result.run_id),
+        sensor_name="run_failure_alert_sensor",
+        dagster_event=failure,
+        dagster_instance=instance,
+        dagster_run=instance.get_run_by_id(result.run_id),
     ).for_run_failure()
     run_failure_alert_sensor(ctx, alert_sink=AlertSinkResource())
-    assert any(a["source"] == "dagster.run" and a["details"]["run_id"] == result.run_id
-               for a in read_alerts())
+    assert any(
+        a["source"] == "dagster.run" and a["details"]["run_id"] == result.run_id
+        for a in read_alerts()
+    )
 
 
 def test_blocking_check_stops_downstream_in_the_same_run(defs, instance, state):
@@ -147,9 +170,13 @@ def test_blocking_check_stops_downstream_in_the_same_run(defs, instance, state):
     _deliver(state, "2026-11-02", images, labels)
     from dagster_project.defs.assets import incoming_batch, training_dataset
 
-    result = dg.materialize([incoming_batch, training_dataset], partition_key="2026-11-02",
-                            instance=instance, raise_on_error=False,
-                            resources=defs.get_repository_def().get_top_level_resources())
+    result = dg.materialize(
+        [incoming_batch, training_dataset],
+        partition_key="2026-11-02",
+        instance=instance,
+        raise_on_error=False,
+        resources=defs.get_repository_def().get_top_level_resources(),
+    )
     assert not result.success
     assert result.asset_materializations_for_node("training_dataset") == []
     skipped = [e for e in result.all_events if e.step_key == "training_dataset"]
@@ -163,25 +190,33 @@ def test_same_batch_twice_gives_the_same_version(defs, instance, state):
     r2 = run_training_dataset(defs, instance)
     v2 = r2.output_for_node("training_dataset")
     assert v2["dvc_md5"] == v1["dvc_md5"] and v2["num_rows"] == v1["num_rows"]
-    assert r2.asset_materializations_for_node("training_dataset")[0].metadata[
-        "new_version"].value is False
+    assert (
+        r2.asset_materializations_for_node("training_dataset")[0].metadata["new_version"].value
+        is False
+    )
     assert len(list_versions(DvcConfig.default(state))) == 1
 
 
 @pytest.mark.parametrize("remote", ["closed_port", "read_only_http"])
 def test_unreachable_or_read_only_remote_fails_and_version_does_not_advance(
-        defs, instance, state, remote, read_only_http_remote):
+    defs, instance, state, remote, read_only_http_remote
+):
     assert run_ingest(defs, instance, "2026-11-01").success
     v1 = run_training_dataset(defs, instance).output_for_node("training_dataset")
     assert run_ingest(defs, instance, "2026-11-02").success  # new data to version
-    url = {"closed_port": "http://127.0.0.1:9/remote",
-           "read_only_http": read_only_http_remote}[remote]
-    result = run_training_dataset(defs, instance, run_config={
-        "resources": {"dvc_remote": {"config": {"remote_url": url}}}})
+    url = {"closed_port": "http://127.0.0.1:9/remote", "read_only_http": read_only_http_remote}[
+        remote
+    ]
+    result = run_training_dataset(
+        defs, instance, run_config={"resources": {"dvc_remote": {"config": {"remote_url": url}}}}
+    )
     assert not result.success
     failure = [e for e in result.all_events if e.is_step_failure][0]
-    message = failure.step_failure_data.error.cause.message if \
-        failure.step_failure_data.error.cause else failure.step_failure_data.error.message
+    message = (
+        failure.step_failure_data.error.cause.message
+        if failure.step_failure_data.error.cause
+        else failure.step_failure_data.error.message
+    )
     assert "dvc push" in message and "not advanced" in message
     assert latest_data_version(instance) == v1["dvc_md5"]
     versions = list_versions(DvcConfig.default(state))
@@ -202,16 +237,24 @@ def test_two_materializations_at_once_serialise(defs, instance, state, tmp_path)
         "print('OK' if r.success else 'FAILED', r.output_for_node('training_dataset')['dvc_md5']"
         " if r.success else '')\n"
     )
-    procs = [subprocess.Popen([sys.executable, "-c", script, day], stdout=subprocess.PIPE,
-                              stderr=subprocess.DEVNULL, text=True)
-             for day in ("2026-11-01", "2026-11-02")]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", script, day],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+        )
+        for day in ("2026-11-01", "2026-11-02")
+    ]
     outs = [p.communicate(timeout=240)[0].splitlines()[-1:][0].split() for p in procs]
     assert all(o and o[0] == "OK" for o in outs), outs
     cfg = DvcConfig.default(state)
     versions = list_versions(cfg)
     assert {v.md5 for v in versions} == {o[1] for o in outs} and len(versions) == 2
-    subprocess.run(["git", "-C", str(cfg.repo_dir), "fsck", "--strict"], check=True,
-                   capture_output=True)
-    status = subprocess.run(["git", "-C", str(cfg.repo_dir), "status", "--porcelain"],
-                            capture_output=True, text=True).stdout
+    subprocess.run(
+        ["git", "-C", str(cfg.repo_dir), "fsck", "--strict"], check=True, capture_output=True
+    )
+    status = subprocess.run(
+        ["git", "-C", str(cfg.repo_dir), "status", "--porcelain"], capture_output=True, text=True
+    ).stdout
     assert status == ""

@@ -15,9 +15,11 @@ pytestmark = pytest.mark.integration
 
 
 def _schedule_at(instance, when: datetime, **resource_kw):
-    ctx = dg.build_schedule_context(instance=instance, scheduled_execution_time=when,
-                                    resources={"genline_state": GenlineStateResource(
-                                        **resource_kw)})
+    ctx = dg.build_schedule_context(
+        instance=instance,
+        scheduled_execution_time=when,
+        resources={"genline_state": GenlineStateResource(**resource_kw)},
+    )
     return daily_ingest_schedule(ctx)
 
 
@@ -26,12 +28,10 @@ def test_daily_schedule_targets_the_day_that_ended(instance, state):
     assert isinstance(result, dg.RunRequest) and result.partition_key == "2026-11-04"
     # Past the simulated window, with nothing delivered: skip and say why.
     result = _schedule_at(instance, datetime(2026, 12, 20, 1, tzinfo=UTC))
-    assert isinstance(result, dg.SkipReason) and "no delivery for 2026-12-19" in \
-        result.skip_message
+    assert isinstance(result, dg.SkipReason) and "no delivery for 2026-12-19" in result.skip_message
     # A real delivery makes it run, simulation or not.
     BatchStore.default().delivery_dir("2026-12-19").mkdir(parents=True)
-    result = _schedule_at(instance, datetime(2026, 12, 20, 1, tzinfo=UTC),
-                          simulate_builtin=False)
+    result = _schedule_at(instance, datetime(2026, 12, 20, 1, tzinfo=UTC), simulate_builtin=False)
     assert isinstance(result, dg.RunRequest) and result.partition_key == "2026-12-19"
     result = _schedule_at(instance, datetime(2026, 11, 1, 1, tzinfo=UTC))
     assert isinstance(result, dg.SkipReason)  # 2026-10-31 precedes the first partition
@@ -39,8 +39,9 @@ def test_daily_schedule_targets_the_day_that_ended(instance, state):
 
 def test_delivery_sensor_one_run_per_delivery(instance, state):
     store = BatchStore.default()
-    ctx = dg.build_sensor_context(instance=instance,
-                                  resources={"genline_state": GenlineStateResource()})
+    ctx = dg.build_sensor_context(
+        instance=instance, resources={"genline_state": GenlineStateResource()}
+    )
     assert isinstance(incoming_delivery_sensor(ctx), dg.SkipReason)
     for day in ("2026-11-02", "2026-11-03"):
         deliver_simulated(store, day)
@@ -50,7 +51,10 @@ def test_delivery_sensor_one_run_per_delivery(instance, state):
     assert [r.partition_key for r in requests] == ["2026-11-02", "2026-11-03"]
     first_keys = {r.run_key for r in requests}
     # A changed delivery gets a new run key; an unchanged one keeps its key (Dagster dedups).
-    np.savez(store.delivery_dir("2026-11-03") / "batch.npz", images=np.zeros((1, 8, 8)),
-             labels=np.zeros(1, np.int64))
+    np.savez(
+        store.delivery_dir("2026-11-03") / "batch.npz",
+        images=np.zeros((1, 8, 8)),
+        labels=np.zeros(1, np.int64),
+    )
     again = {r.run_key for r in incoming_delivery_sensor(ctx)}
     assert len(again & first_keys) == 1 and len(again) == 2

@@ -27,14 +27,25 @@ def test_backfill_five_partitions(instance, state):
     from dagster_graphql.client.query import LAUNCH_PARTITION_BACKFILL_MUTATION
     from dagster_graphql.test.utils import execute_dagster_graphql
 
-    origin = InProcessCodeLocationOrigin(LoadableTargetOrigin(
-        module_name="dagster_project.definitions", attribute="defs",
-        working_directory=str(REPO_ROOT)), location_name="genline")
+    origin = InProcessCodeLocationOrigin(
+        LoadableTargetOrigin(
+            module_name="dagster_project.definitions",
+            attribute="defs",
+            working_directory=str(REPO_ROOT),
+        ),
+        location_name="genline",
+    )
     with WorkspaceProcessContext(instance, InProcessWorkspaceLoadTarget([origin])) as workspace:
         result = execute_dagster_graphql(
-            workspace.create_request_context(), LAUNCH_PARTITION_BACKFILL_MUTATION,
-            variables={"backfillParams": {"partitionNames": DAYS,
-                                          "assetSelection": [{"path": ["incoming_batch"]}]}})
+            workspace.create_request_context(),
+            LAUNCH_PARTITION_BACKFILL_MUTATION,
+            variables={
+                "backfillParams": {
+                    "partitionNames": DAYS,
+                    "assetSelection": [{"path": ["incoming_batch"]}],
+                }
+            },
+        )
         launched = result.data["launchPartitionBackfill"]
         assert launched["__typename"] == "LaunchBackfillSuccess", launched
         backfill_id = launched["backfillId"]

@@ -17,15 +17,21 @@ def test_location_contents(defs):
     checks = {(c.asset_key.to_user_string(), c.name) for c in repo.asset_graph.asset_check_keys}
     assert {("incoming_batch", n) for n in CHECK_NAMES} <= checks
     assert ("training_dataset", "training_dataset_restorable") in checks
-    assert all(repo.asset_graph.get_check_spec(k).blocking
-               for k in repo.asset_graph.asset_check_keys
-               if k.asset_key.to_user_string() in ("incoming_batch", "training_dataset"))
+    assert all(
+        repo.asset_graph.get_check_spec(k).blocking
+        for k in repo.asset_graph.asset_check_keys
+        if k.asset_key.to_user_string() in ("incoming_batch", "training_dataset")
+    )
     jobs = {j.name for j in repo.get_all_jobs()}
     assert {"ingest_job", "training_dataset_job"} <= jobs
-    assert {s.name for s in repo.schedule_defs} >= {"daily_ingest_schedule",
-                                                     "daily_training_dataset_schedule"}
-    assert {s.name for s in repo.sensor_defs} >= {"incoming_delivery_sensor",
-                                                   "run_failure_alert_sensor"}
+    assert {s.name for s in repo.schedule_defs} >= {
+        "daily_ingest_schedule",
+        "daily_training_dataset_schedule",
+    }
+    assert {s.name for s in repo.sensor_defs} >= {
+        "incoming_delivery_sensor",
+        "run_failure_alert_sensor",
+    }
     parts = repo.get_job("ingest_job").partitions_def
     assert parts.get_first_partition_key() == "2026-11-01"
 

@@ -15,13 +15,25 @@ def test_materialize_then_path(tmp_path):
     env = dict(os.environ, GENLINE_HOME=str(tmp_path / "state"))
     env.pop("DAGSTER_HOME", None)
     genline = [sys.executable, "-m", "genline.cli"]
-    out = subprocess.run([*genline, "data", "materialize", "--days", "2"], env=env,
-                         cwd=REPO_ROOT, capture_output=True, text=True, timeout=600)
+    out = subprocess.run(
+        [*genline, "data", "materialize", "--days", "2"],
+        env=env,
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert out.returncode == 0, out.stderr[-2000:]
     assert "2/2 daily batches accepted" in out.stdout
     md5 = out.stdout.split("training_dataset ")[1].split(":")[0]
-    path = subprocess.run([*genline, "data", "path"], env=env, cwd=REPO_ROOT,
-                          capture_output=True, text=True, timeout=120).stdout.strip()
+    path = subprocess.run(
+        [*genline, "data", "path"],
+        env=env,
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    ).stdout.strip()
     assert path.endswith(f"{md5}/training_dataset.npz") and os.path.isfile(path)
 
     import dagster as dg
@@ -29,6 +41,9 @@ def test_materialize_then_path(tmp_path):
     with dg.DagsterInstance.from_config(str(tmp_path / "state" / "dagster_home")) as instance:
         runs = instance.get_run_records()
         assert len(runs) == 3 and all(r.dagster_run.is_success for r in runs)
-        assert instance.get_latest_materialization_event(
-            dg.AssetKey("training_dataset")).asset_materialization.tags[
-            "dagster/data_version"] == md5
+        assert (
+            instance.get_latest_materialization_event(
+                dg.AssetKey("training_dataset")
+            ).asset_materialization.tags["dagster/data_version"]
+            == md5
+        )

@@ -18,10 +18,22 @@ def test_training_dataset_to_s3(defs, instance, state, s3_endpoint, monkeypatch)
     for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_PROFILE"):
         monkeypatch.delenv(name, raising=False)
     assert run_ingest(defs, instance, "2026-11-01").success
-    result = run_training_dataset(defs, instance, run_config={"resources": {"dvc_remote": {
-        "config": {"remote_url": "s3://genline/datasets", "endpoint_url": endpoint,
-                   "access_key_id": {"env": "GENLINE_DVC_ACCESS_KEY_ID"},
-                   "secret_access_key": {"env": "GENLINE_DVC_SECRET_ACCESS_KEY"}}}}})
+    result = run_training_dataset(
+        defs,
+        instance,
+        run_config={
+            "resources": {
+                "dvc_remote": {
+                    "config": {
+                        "remote_url": "s3://genline/datasets",
+                        "endpoint_url": endpoint,
+                        "access_key_id": {"env": "GENLINE_DVC_ACCESS_KEY_ID"},
+                        "secret_access_key": {"env": "GENLINE_DVC_SECRET_ACCESS_KEY"},
+                    }
+                }
+            }
+        },
+    )
     assert result.success
     md5 = result.output_for_node("training_dataset")["dvc_md5"]
     key = f"datasets/files/md5/{md5[:2]}/{md5[2:]}"

@@ -304,10 +304,17 @@ def class_frame(
     and the intensity bounds the reference sets (NaN where there is no reference)."""
     import pandas as pd
 
-    in_set = frame["label"].isin(list(classes))
-    counts = frame.loc[in_set, "label"].value_counts()
-    means = frame.loc[in_set].groupby("label", observed=True)["mean_intensity"].mean()
-    total = max(int(in_set.sum()), 1)
+    # Per-category counts and intensity sums from the categorical codes (one pass each).
+    cats = list(frame["label"].cat.categories)
+    codes = frame["label"].cat.codes.to_numpy()
+    intensity = frame["mean_intensity"].to_numpy()
+    finite = np.isfinite(intensity)
+    n_all = np.bincount(codes, minlength=len(cats))
+    n_finite = np.bincount(codes[finite], minlength=len(cats))
+    sums = np.bincount(codes[finite], weights=intensity[finite], minlength=len(cats))
+    counts = {c: int(n_all[i]) for i, c in enumerate(cats)}
+    means = {c: sums[i] / n_finite[i] if n_finite[i] else np.nan for i, c in enumerate(cats)}
+    total = max(sum(counts.get(c, 0) for c in classes), 1)
     rows = []
     for name in classes:
         n_c = int(counts.get(name, 0))
@@ -509,6 +516,12 @@ def _describe(
     return "failed"
 
 
+def _duplicate_rate(results: list[dict[str, Any]]) -> float:
+    """1 - the unique proportion GX observed (0.0 for an empty table)."""
+    observed = (results[0].get("result") or {}).get("observed_value") if results else None
+    return float(1.0 - observed) if observed is not None else 0.0
+
+
 def validate_dataset(
     dataset: Dataset,
     reference: Dataset | ReferenceStats | None = None,
@@ -540,6 +553,31 @@ def validate_dataset(
         for s in (cfg.image_shape or (reference.image_shape if reference else images.shape[1:]))
     )
     frame = summary_frame(dataset, classes)
+    return validate_frame(frame, classes, shape, reference, cfg, dataset.source, t0)
+
+
+def validate_frame(
+    frame: pd.DataFrame,
+    classes: Sequence[str],
+    shape: str,
+    reference: ReferenceStats | None,
+    cfg: ValidationConfig,
+    source: str = "",
+    t0: float | None = None,
+) -> ValidationResult:
+    """The suite on an image table made by `summary_frame` (`validate_dataset` = both steps).
+
+    Args:
+        frame: the image table.
+        classes: expected class names.
+        shape: expected "CxHxW".
+        reference: accepted reference statistics, or None (intensity check skipped).
+        cfg: the bounds.
+        source: names the data in messages.
+        t0: perf_counter() at the start, for the recorded duration.
+    """
+    t0 = time.perf_counter() if t0 is None else t0
+    classes = tuple(classes)
     classes_df = class_frame(frame, classes, reference, cfg)
     with_reference = reference is not None and bool(classes_df["intensity_low"].notna().any())
     image_exps, class_exps = _expectations(classes, shape, cfg, with_reference)
@@ -582,12 +620,23 @@ def validate_dataset(
         )
     stats = {
         "num_rows": int(len(frame)),
-        "image_shape": list(images.shape[1:]),
+        "image_shape": [int(x) for x in str(frame["shape"].cat.categories[0]).split("x")]
+        if len(frame)
+        else [int(x) for x in shape.split("x")],
         "classes": list(classes),
         "class_counts": {
-            str(k): int(v) for k, v in frame["label"].value_counts().sort_index().items() if v
+            str(k): int(v)
+            for k, v in zip(
+                frame["label"].cat.categories,
+                np.bincount(
+                    frame["label"].cat.codes.to_numpy(),
+                    minlength=len(frame["label"].cat.categories),
+                ),
+                strict=True,
+            )
+            if v
         },
-        "duplicate_rate": float(1 - frame["row_key"].nunique() / len(frame)) if len(frame) else 0.0,
+        "duplicate_rate": _duplicate_rate(grouped.get("duplicate_rate_below_max", [])),
         "reference_fingerprint": reference.fingerprint if reference else None,
         "class_table": json.loads(classes_df.to_json(orient="records")),
         "gx_statistics": statistics,
@@ -596,7 +645,7 @@ def validate_dataset(
         all(o.passed for o in outcomes),
         tuple(outcomes),
         stats,
-        dataset.source,
+        source,
         SUITE_NAME,
         f"great_expectations {gx.__version__}",
         round(time.perf_counter() - t0, 4),

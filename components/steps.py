@@ -85,9 +85,11 @@ def evaluate_generator(
     metrics: Output[Metrics],
     champion_version: str = "",
     model_repository: str = "triton_repo",
-) -> NamedTuple("GateVerdict", [("passed", bool), ("reasons", str)]):
+) -> bool:
     """Score the generator (FD ratio, conditional accuracy, diversity) and apply the quality gate,
-    against the champion when one is named."""
+    against the champion when one is named. Returns the verdict; the reasons are in gate.json and
+    the scored model's metadata. (One plain output: kfp.local 2.17 cannot resolve a NamedTuple
+    field inside a dsl.If condition, and the pipeline must run the same there and on a cluster.)"""
     import shutil
 
     from components.support import resolve_champion
@@ -103,7 +105,7 @@ def evaluate_generator(
     scored_model.metadata.update(
         {"gate_passed": gate.passed, "gate_reasons": gate.reasons, "champion_dir": champion or ""}
     )
-    return (gate.passed, "; ".join(gate.reasons))
+    return gate.passed
 
 
 @component

@@ -85,11 +85,12 @@ class PipelineRun:
 
     @property
     def gate_passed(self) -> bool | None:
-        return self.tasks.get("evaluate-generator", {}).get("parameters", {}).get("passed")
+        return self.tasks.get("evaluate-generator", {}).get("parameters", {}).get("Output")
 
     @property
     def gate_reasons(self) -> str | None:
-        return self.tasks.get("evaluate-generator", {}).get("parameters", {}).get("reasons")
+        art = self.artifact("evaluate-generator", "scored_model")
+        return "; ".join(art["metadata"].get("gate_reasons", [])) if art else None
 
     @property
     def metrics(self) -> dict[str, float]:
@@ -191,9 +192,8 @@ def run_local(
         "build-tensorrt",
     )
     ok = all(t in tasks for t in body)
-    if merged["publish"] and tasks.get("evaluate-generator", {}).get("parameters", {}).get(
-        "passed"
-    ):
+    gate = tasks.get("evaluate-generator", {}).get("parameters", {}).get("Output")
+    if merged["publish"] and gate:
         ok = ok and "publish-model" in tasks
     return PipelineRun(
         "local", run_id, "SUCCEEDED" if ok else "FAILED", None, dirs[0], tasks, merged, seconds

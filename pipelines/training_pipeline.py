@@ -92,7 +92,7 @@ def _define(target: str):
                 for task in (trained, engine):
                     task.set_container_image(PROJECT_IMAGE_GPU)
                     task.set_accelerator_type("nvidia.com/gpu").set_accelerator_limit(1)
-            with dsl.If(scored.outputs["passed"] == True, name="gate-passed"):  # noqa: E712
+            with dsl.If(scored.outputs["Output"] == True, name="gate-passed"):  # noqa: E712
                 with dsl.If(publish == True, name="publish-requested"):  # noqa: E712
                     published = publish_model(
                         onnx_model=exported.outputs["onnx_model"],

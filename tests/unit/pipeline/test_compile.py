@@ -70,7 +70,7 @@ def test_publish_runs_only_when_the_gate_passed_and_failures_alert(target):
         for t in tasks.values()
         if t.get("triggerPolicy", {}).get("condition")
     ]
-    assert any("evaluate-generator-passed" in c and "== true" in c for c in conditions)
+    assert any("evaluate-generator-Output" in c and "== true" in c for c in conditions)
     assert any("pipelinechannel--publish" in c for c in conditions)
     assert "publish-model" in tasks and "publish-model" not in s["root"]["dag"]["tasks"]
     alert = s["root"]["dag"]["tasks"]["alert-on-failure"]

@@ -176,3 +176,17 @@ def test_generator_model_asset_trains_through_the_pipeline_and_publishes(home, t
     assert response.get_response().model_version == "1"
     assert response.as_numpy(contract.OUTPUT_IMAGE).shape == (2, 1, 8, 8)
     assert os.environ["GENLINE_HOME"] == str(home)
+
+
+def test_cli_run_reports_a_failed_run_with_exit_status_1(home):
+    from click.testing import CliRunner
+
+    from genline.cli import cli
+
+    result = CliRunner().invoke(
+        cli, ["pipeline", "run", "--data", str(home / "missing.npz"), "--json"]
+    )
+    assert result.exit_code == 1, result.output
+    summary = json.loads(result.output[result.output.rindex('{\n  "mode"') :])
+    assert summary["mode"] == "local" and summary["state"] == "FAILED"
+    assert Path(summary["run_dir"]).is_dir()

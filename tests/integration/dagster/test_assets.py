@@ -223,6 +223,7 @@ def test_unreachable_or_read_only_remote_fails_and_version_does_not_advance(
     assert [v.md5 for v in versions] == [v1["dvc_md5"]]
 
 
+@pytest.mark.slow  # two fresh interpreters importing Dagster, GX and DVC
 def test_two_materializations_at_once_serialise(defs, instance, state, tmp_path):
     for day in ("2026-11-01", "2026-11-02"):
         assert run_ingest(defs, instance, day).success

@@ -123,3 +123,23 @@ def load_profile(model: str, version: int, directory: str | Path | None = None) 
             f"no reference output profile for {model} version {version}: {path}"
         )
     return read_json(path)
+
+
+def load_serving_profile(
+    repository: str | Path = "triton_repo",
+    model: str | None = None,
+    directory: str | Path | None = None,
+    registry_path: str | Path | None = None,
+) -> dict[str, Any]:
+    """The reference output profile of the version the registry says is serving.
+
+    This is what drift monitoring compares live traffic (`predlog.read_predictions`) against.
+    """
+    from genline import contract
+    from genline.serving.registry import Registry
+
+    model = model or contract.MODEL_NAME
+    version = Registry(registry_path).serving(repository, model)
+    if version is None:
+        raise FileNotFoundError(f"no version of {model} in {repository} has been published")
+    return load_profile(model, version, directory)

@@ -19,7 +19,7 @@ from genline.client import GenerationError, GenlineClient
 from genline.serving import repository as repo_mod
 from genline.serving import server as srv
 from genline.serving.config import check_config_against_onnx, parse_config
-from genline.serving.profile import load_profile
+from genline.serving.profile import load_profile, load_serving_profile
 from genline.serving.publish import PublishError, Target, publish, rollback
 from genline.serving.registry import Registry
 
@@ -73,6 +73,10 @@ def test_publish_records_lineage_profile_and_serves(triton, published, model_dir
     assert lineage["dataset_fingerprint"]
     assert "fd_ratio" in lineage["metrics"] and lineage["gate"]["passed"] is True
     profile = load_profile(MODEL, published, triton.target.profile_dir)
+    serving = load_serving_profile(
+        triton.repo, directory=triton.target.profile_dir, registry_path=triton.target.registry_path
+    )
+    assert serving["version"] == published and serving["samples"] == profile["samples"]
     assert (
         len(profile["samples"]) == profile["probe"]["num_classes"] * profile["probe"]["per_class"]
     )

@@ -168,8 +168,8 @@ def test_generator_model_asset_trains_through_the_pipeline_and_publishes(home, t
     assert serving["serving"] == 1
     assert serving["versions"]["1"]["lineage"]["model_dir"] == str(model_dir)
     client = grpcclient.InferenceServerClient(triton.grpc_url)
-    label = grpcclient.InferInput(contract.INPUT_LABEL, [2], "INT64")
-    label.set_data_from_numpy(np.array([3, 7], dtype=np.int64))
+    label = grpcclient.InferInput(contract.INPUT_LABEL, [2, 1], "INT64")  # [B, 1] in Triton
+    label.set_data_from_numpy(np.array([[3], [7]], dtype=np.int64))
     z = grpcclient.InferInput(contract.INPUT_Z, [2, 64], "FP32")
     z.set_data_from_numpy(np.random.default_rng(0).standard_normal((2, 64)).astype(np.float32))
     response = client.infer(contract.MODEL_NAME, [label, z])

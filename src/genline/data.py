@@ -127,9 +127,11 @@ def row_hashes(images: np.ndarray) -> list[bytes]:
 
 def canonical_order(images: np.ndarray, labels: np.ndarray) -> np.ndarray:
     """Row order sorted by (image hash, label): independent of input order."""
-    hashes = row_hashes(images)
-    return np.array(sorted(range(len(hashes)), key=lambda i: (hashes[i], int(labels[i]))),
-                    dtype=np.int64)
+    n = len(images)
+    # big-endian uint64 words compare like the digest bytes: lexsort == sorting by (digest, label)
+    words = np.frombuffer(b"".join(row_hashes(images)), dtype=">u8").reshape(n, 4)
+    keys = (np.asarray(labels, np.int64), words[:, 3], words[:, 2], words[:, 1], words[:, 0])
+    return np.lexsort(keys).astype(np.int64)
 
 
 def split(ds: Dataset, val_fraction: float = VAL_FRACTION,
@@ -208,7 +210,7 @@ def make_dataset(images: np.ndarray, labels: np.ndarray, classes: Sequence[str],
 # --- resizing -----------------------------------------------------------------------------------
 
 
-def _resize(images: np.ndarray, cfg: DataConfig) -> np.ndarray:
+def resize_images(images: np.ndarray, cfg: DataConfig) -> np.ndarray:
     """(N, C, h, w) float in [0,1] -> (N, cfg.channels, S, S), channels converted by luminance."""
     from PIL import Image
 
@@ -240,7 +242,7 @@ def load_builtin(cfg: DataConfig = DataConfig()) -> Dataset:
 
     digits = load_digits()
     images = (digits.images.astype(np.float32) / 16.0)[:, None]  # (N, 1, 8, 8)
-    images = _resize(images, cfg)
+    images = resize_images(images, cfg)
     return make_dataset(images, digits.target, [str(d) for d in range(10)], "builtin:uci-digits")
 
 
@@ -279,7 +281,7 @@ def load_image_folder(path: str | Path, cfg: DataConfig = DataConfig()) -> Datas
             except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
                 raise DataError(f"{f}: cannot be read as an image ({exc})") from exc
             arr = arr[None] if arr.ndim == 2 else arr.transpose(2, 0, 1)  # (C, h, w)
-            images.append(_resize(arr[None], cfg)[0])
+            images.append(resize_images(arr[None], cfg)[0])
             labels.append(k)
     return make_dataset(np.stack(images), np.array(labels), [d.name for d in class_dirs],
                         f"folder:{root}")
@@ -330,7 +332,7 @@ def load_npz(path: str | Path, cfg: DataConfig | None = None) -> Dataset:
         classes = [str(k) for k in range(n_cls)]
     check_arrays(images, labels, classes, where)  # NaN/range before resizing hides them
     if cfg is not None:
-        images = _resize(images, cfg)
+        images = resize_images(images, cfg)
     return make_dataset(images, labels, classes, where)
 
 

@@ -269,7 +269,7 @@ def _read_folder_raw(
 ) -> Dataset:
     from PIL import Image, UnidentifiedImageError
 
-    from genline.data import _resize  # the loader's own resizing, so both paths agree
+    from genline.data import resize_images  # the loader's own resizing, so both paths agree
 
     stray = [p.name for p in entries if not p.is_dir()]
     if stray:
@@ -292,7 +292,7 @@ def _read_folder_raw(
             except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
                 raise DataError(f"{f}: cannot be read as an image ({exc})") from exc
             arr = arr[None] if arr.ndim == 2 else arr.transpose(2, 0, 1)
-            images.append(_resize(arr[None], cfg)[0])
+            images.append(resize_images(arr[None], cfg)[0])
             labels.append(names.index(cdir.name))
     if not images:
         raise DataError(f"{folder}: the class folders hold no images")

@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import pickle
 import platform
 import shutil
 import socket
@@ -368,6 +369,20 @@ class TritonBench:
         for _ in range(20):
             call()
 
+    def first_request_ms(self) -> tuple[float, float]:
+        """Restart (the model loads and warms up inside initialize), then time the first and
+        the second request from a fresh client."""
+        self.srv.stop(self.cfg.resolved_run_dir())
+        self.srv.start(self.cfg)
+        time.sleep(3.0)  # let the prediction-log watcher finish importing pandas/pyarrow
+        call = triton_call(self.cfg.grpc_url, 1)()
+        t0 = time.perf_counter()
+        call()
+        t1 = time.perf_counter()
+        call()
+        t2 = time.perf_counter()
+        return (t1 - t0) * 1e3, (t2 - t1) * 1e3
+
     def stats(self):
         import tritonclient.grpc as grpcclient
 
@@ -426,7 +441,11 @@ def main(argv=None) -> int:
     )
     ap.add_argument("--no-sweep", action="store_true")
     ap.add_argument("--out", default=str(ROOT / "docs" / "benchmarks" / "serving.md"))
+    ap.add_argument("--report-from", help="re-render the report from a raw results pickle")
     args = ap.parse_args(argv)
+    if args.report_from:
+        write_report(args.out, *pickle.loads(Path(args.report_from).read_bytes()))
+        return 0
     if args.serve == "echo":
         serve_echo(args.port)
         return 0
@@ -499,10 +518,14 @@ def main(argv=None) -> int:
             if score > best_score:
                 best_k, best_score = k, score
         best = candidates[best_k]
+        # the table measures what ships (the committed config, candidate 0); the sweep shows
+        # whether another setting would be better
         for k, bench in enumerate(benches):
-            if k != best_k:
+            if k != 0:
                 bench.stop()
-        tb = benches[best_k]
+        tb = benches[0]
+        first_ms = tb.first_request_ms()
+        print(f"first request after a restart: {first_ms[0]:.2f} ms, second {first_ms[1]:.2f} ms")
 
         # 2) every system up at once; cells measured in interleaved rounds
         echo, echo_port = spawn("echo")
@@ -566,8 +589,7 @@ def main(argv=None) -> int:
             bench.stop()
         shutil.rmtree(work, ignore_errors=True)
 
-    write_report(
-        args.out,
+    raw = (
         results,
         sweep_rows,
         best,
@@ -576,11 +598,16 @@ def main(argv=None) -> int:
         dur,
         time.time() - t_start,
         args.rounds,
+        first_ms,
     )
+    raw_path = Path(tempfile.gettempdir()) / "genline_serving_bench.pkl"
+    raw_path.write_bytes(pickle.dumps(raw))
+    print(f"raw results: {raw_path} (re-render with --report-from)")
+    write_report(args.out, *raw)
     return 0
 
 
-def write_report(out, R, sweep_rows, best, tstats, model_dir, dur, wall, rounds):
+def write_report(out, R, sweep_rows, best, tstats, model_dir, dur, wall, rounds, first_ms):
     def g(k):
         return R.get(k)
 
@@ -648,21 +675,56 @@ def write_report(out, R, sweep_rows, best, tstats, model_dir, dur, wall, rounds)
     ]
     for name, goal, val, ok in targets:
         lines.append(f"| {name} | {goal} | {val:.2f} | {'yes' if ok else '**no**'} |")
+    committed = sweep_rows[0][0] if sweep_rows else best
     lines += [
         "",
-        f"Tuning sweep at concurrency 8 (best, used above: `{best}`):",
+        "Tuning sweep at concurrency 8. The table above measures the committed config "
+        f"(`{committed}`, first row); best score here (geometric mean of b1 and b32 "
+        f"throughput): `{best}`. Each candidate ran as its own server, all up at once, measured "
+        "in the same interleaved rounds.",
         "",
         "| instances | delay us | ORT threads | spinning | c8 b1 req/s | c8 b1 p50 ms | "
-        "c8 b1 p99 ms | c8 b32 samples/s |",
-        "|---:|---:|---:|---|---:|---:|---:|---:|",
+        "c8 b1 p99 ms | c8 b32 samples/s | b1 vs committed | b32 vs committed |",
+        "|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|",
     ]
+    ref1, ref32 = (sweep_rows[0][1], sweep_rows[0][2]) if sweep_rows else (None, None)
     for tuning, r1, r32, _ in sweep_rows:
         lines.append(
             f"| {tuning.instances} | {tuning.max_queue_delay_us} | "
             f"{tuning.ort_intra_op_threads} | {tuning.ort_allow_spinning} | "
             f"{fmt(r1.rps)} | {fmt(r1.pct(50), 2)} | {fmt(r1.pct(99), 2)} | "
-            f"{fmt(r32.sps)} |"
+            f"{fmt(r32.sps)} | {r1.rps / ref1.rps:.2f}x | {r32.sps / ref32.sps:.2f}x |"
         )
+    per1, per32 = o1.pct(50), g(("ort", 1, 32)).pct(50) / 32
+    avg8 = tstats[(8, 1)]["inferences"] / max(1, tstats[(8, 1)]["executions"])
+    echo_tail = g(("echo", 8, 1)).pct(99) / g(("echo", 8, 1)).pct(50)
+    lines += [
+        "",
+        "What moved the numbers:",
+        "",
+        f"- Per-sample compute falls with batch size: in-process ORT needs {per1:.2f} ms for "
+        f"one sample and {per32:.2f} ms per sample in a batch of 32 ({per1 / per32:.1f}x "
+        f"cheaper). Dynamic batching turns 8 concurrent single-sample clients into batches of "
+        f"{avg8:.1f} on average, which is why Triton beats the per-request servers (grpcio + "
+        "ORT, FastAPI + torch) and even per-request in-process ORT at concurrency 8.",
+        "- ORT intra-op threads: one batch executes at a time per instance, so the second "
+        "intra-op thread is what lets a batch use both cores (sweep: rows with 2 vs 1 "
+        "threads); spinning burns the core the client and the gRPC frontend need.",
+        "- A second instance runs two batches at once but each forms a smaller batch; the "
+        "queue delay (0-2000 us) moves little because requests queue behind the running batch "
+        "anyway -- the model is compute-bound.",
+        "- Transport is not the bound for this model: the grpcio echo moves the same bytes "
+        "an order of magnitude faster than the model computes them.",
+        f"- Tail: p99/p50 of the bare grpcio echo at concurrency 8 was {echo_tail:.1f} in this "
+        "run (the load generator, the servers and other jobs share 2 cores: scheduling noise "
+        "is part of every tail here); a single-instance batcher adds up to one batch of "
+        "waiting on top (a request that just misses a batch waits for it to finish).",
+        f"- First request 3 s after a (re)start, from a fresh client: {first_ms[0]:.1f} ms, the "
+        f"next {first_ms[1]:.1f} ms (warmup at batch 1, 8 and 64 runs inside the model's "
+        "initialize, so it never shows up as traffic in the prediction log).",
+        "- Prediction logging is on in every Triton figure here (spool write per request, "
+        "compaction in a watcher process).",
+    ]
     lines += [
         "",
         "Triton's own statistics for the table's runs (average dynamic batch = "

@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 LABEL, Z, IMAGE = "label", "z", "image"  # == genline.contract names; kept literal on purpose
+WARMUP = "genline_warmup"  # == genline.serving.config.WARMUP_INPUT
 SERVING_META = "serving.json"
 
 
@@ -93,7 +94,8 @@ class TritonPythonModel:
         self.session = ort.InferenceSession(
             str(version_dir / "model.onnx"), so, providers=["CPUExecutionProvider"]
         )
-        # Warm up here rather than with config model_warmup, so warmup is never logged as traffic.
+        # ORT warms up here at every batch size; Triton's model_warmup (marked with the optional
+        # `genline_warmup` input, never logged) then warms the request/response path.
         max_batch = int(self.model_config.get("max_batch_size", 1) or 1)
         for batch in sorted({1, min(8, max_batch), max_batch}):
             self._run(np.zeros(batch, np.int64), np.zeros((batch, self.latent_dim), np.float32))
@@ -163,7 +165,9 @@ class TritonPythonModel:
                 rec["batch"] = n
                 rec.update(self._summaries(lab, z, img))
                 records[i] = rec
-        for rec in records:
+        for request, rec in zip(requests, records, strict=True):
+            if pb_utils.get_input_tensor_by_name(request, WARMUP) is not None:
+                continue  # Triton's model_warmup (config.pbtxt), not traffic
             try:
                 self.log.write(rec)
             except Exception as exc:  # logging must never fail a response; say so loudly

@@ -38,8 +38,15 @@ def test_cpu_config_details():
     assert c.version_policy.latest.num_versions == 2
     assert c.HasField("dynamic_batching")
     assert c.parameters["ort_allow_spinning"].string_value == "0"
-    assert [i.name for i in c.input] == [contract.INPUT_LABEL, contract.INPUT_Z]
+    assert [i.name for i in c.input] == [
+        contract.INPUT_LABEL,
+        contract.INPUT_Z,
+        cfgmod.WARMUP_INPUT,
+    ]
     assert list(c.input[0].dims) == [1] and c.input[0].HasField("reshape")
+    assert c.input[2].optional and not c.input[0].optional and not c.input[1].optional
+    (warm,) = c.model_warmup
+    assert set(warm.inputs) == {contract.INPUT_LABEL, contract.INPUT_Z, cfgmod.WARMUP_INPUT}
 
 
 def test_gpu_config_uses_tensorrt_fp16_on_the_onnxruntime_backend():

@@ -696,6 +696,20 @@ def write_report(out, R, sweep_rows, best, tstats, model_dir, dur, wall, rounds,
             f"{fmt(r32.sps)} | {r1.rps / ref1.rps:.2f}x | {r32.sps / ref32.sps:.2f}x |"
         )
     per1, per32 = o1.pct(50), g(("ort", 1, 32)).pct(50) / 32
+    notes = []
+    for tuning, r1, r32, _ in sweep_rows[1:]:
+        diff = [
+            f"{k}={getattr(tuning, k)}"
+            for k in (
+                "instances",
+                "max_queue_delay_us",
+                "ort_intra_op_threads",
+                "ort_allow_spinning",
+            )
+            if getattr(tuning, k) != getattr(sweep_rows[0][0], k)
+        ]
+        notes.append(f"{', '.join(diff)}: {r1.rps / ref1.rps:.2f}x / {r32.sps / ref32.sps:.2f}x")
+    sweep_note = "; ".join(notes) or "no sweep"
     avg8 = tstats[(8, 1)]["inferences"] / max(1, tstats[(8, 1)]["executions"])
     echo_tail = g(("echo", 8, 1)).pct(99) / g(("echo", 8, 1)).pct(50)
     lines += [
@@ -707,12 +721,14 @@ def write_report(out, R, sweep_rows, best, tstats, model_dir, dur, wall, rounds,
         f"cheaper). Dynamic batching turns 8 concurrent single-sample clients into batches of "
         f"{avg8:.1f} on average, which is why Triton beats the per-request servers (grpcio + "
         "ORT, FastAPI + torch) and even per-request in-process ORT at concurrency 8.",
-        "- ORT intra-op threads: one batch executes at a time per instance, so the second "
-        "intra-op thread is what lets a batch use both cores (sweep: rows with 2 vs 1 "
-        "threads); spinning burns the core the client and the gRPC frontend need.",
-        "- A second instance runs two batches at once but each forms a smaller batch; the "
-        "queue delay (0-2000 us) moves little because requests queue behind the running batch "
-        "anyway -- the model is compute-bound.",
+        f"- Sweep, this run (ratios vs the committed config at c8, b1 / b32): {sweep_note}. "
+        "Repeated runs of this sweep on this shared 2-core machine ranked intra-op threads, "
+        "instances and queue delay differently from run to run (docs/serving.md lists them); "
+        "only the spinning penalty was consistent. Mechanisms: one batch executes at a time "
+        "per instance, so a second intra-op thread lets a batch use both cores, while a second "
+        "instance runs two smaller batches at once; the queue delay matters little because "
+        "requests queue behind the running batch anyway (the model is compute-bound); spinning "
+        "burns the core the client and the gRPC frontend need.",
         "- Transport is not the bound for this model: the grpcio echo moves the same bytes "
         "an order of magnitude faster than the model computes them.",
         f"- Tail: p99/p50 of the bare grpcio echo at concurrency 8 was {echo_tail:.1f} in this "
@@ -720,8 +736,10 @@ def write_report(out, R, sweep_rows, best, tstats, model_dir, dur, wall, rounds,
         "is part of every tail here); a single-instance batcher adds up to one batch of "
         "waiting on top (a request that just misses a batch waits for it to finish).",
         f"- First request 3 s after a (re)start, from a fresh client: {first_ms[0]:.1f} ms, the "
-        f"next {first_ms[1]:.1f} ms (warmup at batch 1, 8 and 64 runs inside the model's "
-        "initialize, so it never shows up as traffic in the prediction log).",
+        f"next {first_ms[1]:.1f} ms (ORT warms up at batch 1, 8 and 64 in the model's "
+        "initialize, and Triton's model_warmup sends one request marked with the optional "
+        "`genline_warmup` input, which the prediction log skips; without the latter the first "
+        "request took 50-100 ms).",
         "- Prediction logging is on in every Triton figure here (spool write per request, "
         "compaction in a watcher process).",
     ]

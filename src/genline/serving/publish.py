@@ -69,8 +69,9 @@ class PublishResult:
 
 @contextmanager
 def _publish_lock(repository: Path):
-    repository.mkdir(parents=True, exist_ok=True)
-    with open(repository / ".publish.lock", "a") as fh:
+    lock_dir = repository / repo_mod.STAGING  # git-ignored, same filesystem
+    lock_dir.mkdir(parents=True, exist_ok=True)
+    with open(lock_dir / "publish.lock", "a") as fh:
         fcntl.flock(fh, fcntl.LOCK_EX)
         try:
             yield

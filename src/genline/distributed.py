@@ -43,7 +43,8 @@ class DistributedConfig:
         world_size: number of processes (ranks); 1 trains in the calling process.
         backend: "gloo", "nccl" or None to choose: nccl when CUDA has a device per rank and the
             trainer can place work on a device, otherwise gloo.
-        threads_per_rank: torch intra-op threads per rank; None shares the CPUs evenly.
+        threads_per_rank: torch intra-op threads per rank (also for a single process); None
+            shares the CPUs evenly between ranks (a single process keeps its setting).
         timeout_s: how long collective operations may wait for a slow or dead rank.
     """
 
@@ -195,7 +196,14 @@ def train_distributed(
     atomic_write_json(out / contract.DATASET_INFO, dataset.info())  # as `genline train` does
     init = str(init_from) if init_from is not None else None
     if dist_cfg.world_size == 1:
-        return train(dataset, cfg, out, init_from=init, progress=progress)
+        import torch
+
+        threads = torch.get_num_threads()
+        torch.set_num_threads(dist_cfg.threads_per_rank or threads)
+        try:
+            return train(dataset, cfg, out, init_from=init, progress=progress)
+        finally:
+            torch.set_num_threads(threads)
 
     import torch.multiprocessing as mp
 

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
+import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
+
+from genline import contract
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -29,21 +33,38 @@ def digits():
     return load_builtin()
 
 
+TRAINING_SOURCES = ("data.py", "model.py", "train.py", "evaluate.py", "export.py",
+                    "workflow.py", "contract.py")
+
+
+def _source_key() -> str:
+    root = Path(__file__).resolve().parent.parent / "src" / "genline"
+    h = hashlib.sha256()
+    for name in TRAINING_SOURCES:
+        h.update(name.encode())
+        h.update((root / name).read_bytes())
+    return h.hexdigest()[:16]
+
+
 @pytest.fixture(scope="session")
-def ci_model(tmp_path_factory: pytest.TempPathFactory, digits):
-    """The `ci` preset trained once on the built-in digits: (RunResult, model dir)."""
-    from genline.export import ExportConfig
+def ci_model_dir(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory,
+                 digits) -> Path:
+    """The `ci` preset trained once on the built-in digits, shared by every area's tests.
+
+    Cached in the pytest cache under a hash of the training sources, so a change to the model
+    code retrains and an unchanged tree reuses it (a fresh CI clone trains once). Treat it as
+    read-only: copy it before changing files in it.
+    """
     from genline.workflow import run_training
 
-    out = tmp_path_factory.mktemp("ci_model")
-    result = run_training(digits, "ci", out, export_cfg=ExportConfig(try_int8=False),
-                          progress=False)
-    return result, out
-
-
-@pytest.fixture(scope="session")
-def ci_model_dir(ci_model) -> Path:
-    return ci_model[1]
+    cache = Path(request.config.cache.mkdir("genline_ci_model")) / _source_key()
+    if (cache / contract.GATE).is_file() and (cache / contract.EXPORT_REPORT).is_file():
+        return cache
+    tmp = tmp_path_factory.mktemp("ci_model")
+    run_training(digits, "ci", tmp / "model", progress=False)
+    shutil.rmtree(cache, ignore_errors=True)
+    os.replace(tmp / "model", cache)
+    return cache
 
 
 def write_image_folder(root: Path, ds, per_class: int = 12, size: int = 16,

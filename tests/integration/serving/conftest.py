@@ -8,7 +8,6 @@ to use the small onnx.helper graph instead, e.g. while iterating on serving code
 
 from __future__ import annotations
 
-import hashlib
 import os
 import shutil
 import sys
@@ -25,8 +24,6 @@ import onnx_fixture  # noqa: E402
 from genline import contract  # noqa: E402
 from genline.serving import server as srv  # noqa: E402
 from genline.serving.publish import Target  # noqa: E402
-
-TRAINING_SOURCES = ("data.py", "model.py", "train.py", "evaluate.py", "export.py", "workflow.py")
 
 
 @dataclass
@@ -74,33 +71,12 @@ def make_served(base: Path) -> Served:
     return Served(cfg=cfg, target=target, repo=repo, home=home)
 
 
-def _source_key() -> str:
-    h = hashlib.sha256()
-    for name in TRAINING_SOURCES:
-        p = ROOT / "src" / "genline" / name
-        h.update(name.encode())
-        h.update(p.read_bytes() if p.exists() else b"-")
-    return h.hexdigest()[:16]
-
-
 @pytest.fixture(scope="session")
 def model_dir(request, tmp_path_factory) -> Path:
-    """A gated model directory: the ci preset, trained once (cached by source hash)."""
+    """A gated model directory: the ci preset shared by all areas (tests/conftest.py)."""
     if os.environ.get("GENLINE_SERVING_TEST_MODEL") == "fixture":
         return onnx_fixture.make_model_dir(tmp_path_factory.mktemp("fixture_model"))
-    cache = Path(request.config.cache.mkdir("genline_ci_model")) / _source_key()
-    if (cache / contract.GATE).is_file() and (cache / contract.EXPORT_REPORT).is_file():
-        return cache
-    from genline.workflow import run_training
-
-    tmp = tmp_path_factory.mktemp("ci_model")
-    result = run_training(None, "ci", tmp / "model", progress=False)
-    if not result.gate_passed:
-        pytest.fail(f"the ci preset failed its gate: {result.gate_reasons}")
-    cache.parent.mkdir(parents=True, exist_ok=True)
-    shutil.rmtree(cache, ignore_errors=True)
-    os.replace(tmp / "model", cache)
-    return cache
+    return request.getfixturevalue("ci_model_dir")
 
 
 @pytest.fixture(scope="session")

@@ -1,10 +1,13 @@
 """Materialize the data assets into the persistent Dagster instance (what `make demo` runs).
 
-    python -m dagster_project.materialize [--days N] [--no-dataset]
+    python -m dagster_project.materialize [--days N] [--no-dataset] [--train [--preset P]
+        [--publish --model-repository DIR --triton-url HOST:PORT]]
 
 Ingests each daily partition (the built-in simulation delivers the days that have no delivery),
 then builds and versions `training_dataset`. The runs land in $DAGSTER_HOME, so `dagster dev`
-on the same home shows them. Prints one JSON line: the training_dataset value (path, dvc_md5, ...).
+on the same home shows them. With --train, `generator_model` is materialized too: the Kubeflow
+pipeline trains, gates, exports and (with --publish) publishes on the new dataset version.
+Prints one JSON line: the training_dataset value (path, dvc_md5, ...) and the model's metadata.
 """
 
 import argparse
@@ -15,6 +18,23 @@ import warnings
 import dagster as dg
 
 from dagster_project.definitions import defs
+
+
+def train(instance: dg.DagsterInstance, config: dict) -> dict:
+    """Materialize generator_model (the Kubeflow pipeline) with `config`; its metadata as JSON."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        job = defs.resolve_job_def("training_job")
+    result = job.execute_in_process(
+        instance=instance,
+        run_config={"ops": {"generator_model": {"config": config}}},
+        raise_on_error=False,
+    )
+    mats = result.asset_materializations_for_node("generator_model")
+    if not mats:
+        return {"success": False, "run_id": result.run_id}
+    meta = {k: getattr(v, "value", v) for k, v in mats[-1].metadata.items() if k != "samples"}
+    return {"success": result.success, "run_id": result.run_id, "metadata": meta}
 
 
 def materialize(
@@ -51,10 +71,24 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--days", type=int, default=None, help="only the last N partitions")
     parser.add_argument("--no-dataset", action="store_true", help="skip training_dataset")
+    parser.add_argument("--train", action="store_true", help="then materialize generator_model")
+    parser.add_argument("--preset", default=None, help="training preset (ci, default)")
+    parser.add_argument("--publish", action="store_true", help="publish if the gate passes")
+    parser.add_argument("--model-repository", default=None, help="Triton model repository")
+    parser.add_argument("--triton-url", default=None, help="Triton gRPC address")
     args = parser.parse_args(argv)
-    out = materialize(args.days, not args.no_dataset)
-    print(json.dumps(out, sort_keys=True))
-    return 0 if out["training_dataset"] is not None or args.no_dataset else 1
+    instance = dg.DagsterInstance.get()
+    out = materialize(args.days, not args.no_dataset, instance)
+    ok = out["training_dataset"] is not None or args.no_dataset
+    if args.train and ok:
+        config = {"publish": args.publish}
+        for key in ("preset", "model_repository", "triton_url"):
+            if getattr(args, key):
+                config[key] = getattr(args, key)
+        out["generator_model"] = train(instance, config)
+        ok = out["generator_model"]["success"]
+    print(json.dumps(out, sort_keys=True, default=str))
+    return 0 if ok else 1
 
 
 if __name__ == "__main__":

@@ -106,11 +106,13 @@ def _val_loss(model: Generator, x: torch.Tensor, y: torch.Tensor, seed: int) -> 
     g = torch.Generator().manual_seed(seed + 1)  # fixed noise: comparable across checks
     z = torch.randn(x.shape, generator=g)
     t = torch.rand(len(x), generator=g)
-    return float(model.flow_loss(x, y, z, t))
+    dev = next(model.parameters()).device
+    return float(model.flow_loss(x.to(dev), y.to(dev), z.to(dev), t.to(dev)))
 
 
 def train(dataset: Dataset, cfg: TrainConfig, out_dir: str | Path,
-          init_from: str | Path | None = None, progress: bool = True) -> TrainResult:
+          init_from: str | Path | None = None, progress: bool = True,
+          device: str | torch.device = "cpu") -> TrainResult:
     """Train a generator on the dataset's train split, validating on its val split.
 
     Args:
@@ -120,6 +122,9 @@ def train(dataset: Dataset, cfg: TrainConfig, out_dir: str | Path,
         init_from: a model directory or checkpoint to warm-start from (fine-tuning); its
             architecture must match the data's classes and image shape.
         progress: show a progress bar (only on rank 0 and on a terminal).
+        device: where the model trains ("cpu", "cuda:0", ...); with several ranks on GPUs each
+            rank passes its own local device. Batches are drawn on the CPU (the same random
+            stream on any device) and moved.
 
     Returns:
         A TrainResult describing the run.
@@ -141,14 +146,16 @@ def train(dataset: Dataset, cfg: TrainConfig, out_dir: str | Path,
                 f"{gcfg.image_shape}")
         gcfg = base.cfg
         model = base
-    model.train()
+    device = torch.device(device)
+    model.to(device).train()
     ema = copy.deepcopy(model).eval()
     for p in ema.parameters():
         p.requires_grad_(False)
 
     velocity: torch.nn.Module = model.net  # (x_t, t, y) -> v
     if world > 1:  # gradients of the velocity net are all-reduced across ranks
-        velocity = torch.nn.parallel.DistributedDataParallel(model.net)
+        velocity = torch.nn.parallel.DistributedDataParallel(
+            model.net, device_ids=[device.index] if device.type == "cuda" else None)
 
     x_train = _to_flow_space(splits.train.images)
     y_train = torch.from_numpy(splits.train.labels)
@@ -184,6 +191,7 @@ def train(dataset: Dataset, cfg: TrainConfig, out_dir: str | Path,
         y[torch.rand(local_bs, generator=gen) < cfg.p_uncond] = gcfg.num_classes  # null label
         z = torch.randn(x1.shape, generator=gen)
         t = torch.rand(local_bs, generator=gen)
+        x1, y, z, t = x1.to(device), y.to(device), z.to(device), t.to(device)
         xt = (1 - t[:, None]) * z + t[:, None] * x1
         loss = torch.nn.functional.mse_loss(velocity(xt, t, y), x1 - z)
         opt.zero_grad(set_to_none=True)
@@ -217,7 +225,7 @@ def train(dataset: Dataset, cfg: TrainConfig, out_dir: str | Path,
             elif time.monotonic() - start > cfg.max_seconds:
                 stop, stopped = 2, "max_seconds"
             if world > 1:  # ranks must agree: the wall clock differs between processes
-                flag = torch.tensor([stop])
+                flag = torch.tensor([stop], device=device)
                 dist.broadcast(flag, src=0)
                 stop = int(flag)
                 stopped = {0: stopped, 1: "early_stopping", 2: "max_seconds"}[stop]
@@ -236,7 +244,8 @@ def train(dataset: Dataset, cfg: TrainConfig, out_dir: str | Path,
                       "stopped_because": stopped, "world_size": world,
                       "init_from": str(init_from) if init_from else None,
                       "history": history}
-        save_generator(ckpt_path, ema, dataset=dataset.info(), train=train_info, metrics={})
+        save_generator(ckpt_path, ema.to("cpu"), dataset=dataset.info(), train=train_info,
+                       metrics={})
         plot_loss(history, out / contract.LOSS_PNG)
         (out / "train.json").write_text(json.dumps(train_info, indent=2))
     if world > 1:

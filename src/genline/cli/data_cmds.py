@@ -217,23 +217,59 @@ def path_cmd(version: str, repo: str | None) -> None:
 
 @data.command("materialize")
 @click.option("--days", type=int, default=None, help="Only the last N daily partitions.")
-def materialize_cmd(days: int | None) -> None:
+@click.option("--train", is_flag=True, help="Then train through the Kubeflow pipeline "
+              "(the generator_model asset) on the new dataset version.")
+@click.option("--preset", default=None, help="Training preset for --train (ci, default).")
+@click.option("--publish", is_flag=True, help="With --train: publish to Triton if the gate passes.")
+@click.option("--model-repository", default=None, help="Triton model repository for --publish.")
+@click.option("--triton-url", default=None, help="Triton gRPC address for --publish.")
+def materialize_cmd(days: int | None, train: bool, preset: str | None, publish: bool,
+                    model_repository: str | None, triton_url: str | None) -> None:
     """Ingest the daily partitions and version training_dataset in the Dagster instance."""
     cmd = [sys.executable, "-m", "dagster_project.materialize"]
     if days:
         cmd += ["--days", str(days)]
+    if train:
+        cmd.append("--train")
+        cmd += ["--preset", preset] if preset else []
+        cmd += ["--publish"] if publish else []
+        if model_repository:
+            cmd += ["--model-repository", str(Path(model_repository).resolve())]
+        cmd += ["--triton-url", triton_url] if triton_url else []
     proc = subprocess.run(
         cmd, cwd=project_root(), env=_dagster_env(), stdout=subprocess.PIPE, text=True
     )
     lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("{")]
-    if proc.returncode != 0 or not lines:
+    out = json.loads(lines[-1]) if lines else {}
+    if not out.get("training_dataset"):
         raise click.ClickException("materializing the data assets failed (see the log above)")
-    out = json.loads(lines[-1])
     status = out["partitions"]
     accepted = sum(1 for s in status.values() if s == "accepted")
     click.echo(f"{accepted}/{len(status)} daily batches accepted")
     ds = out["training_dataset"]
     click.echo(f"training_dataset {ds['dvc_md5']}: {ds['num_rows']} rows -> {ds['path']}")
+    if train:
+        _print_model(out.get("generator_model") or {})
+
+
+def _print_model(model: dict) -> None:
+    """The generator_model materialization: the pipeline run, its metrics and the gate."""
+    from genline.cli.model_cmds import print_metrics
+
+    meta = model.get("metadata") or {}
+    click.echo(f"generator_model (Dagster run {model.get('run_id')}): Kubeflow run "
+               f"{meta.get('kfp_run_id')} [{meta.get('kfp_mode')}] {meta.get('kfp_state')}")
+    metrics = meta.get("metrics") or {}
+    reasons = meta.get("gate_reasons") or []
+    print_metrics(metrics, {"passed": bool(meta.get("gate_passed")),
+                            "reasons": [reasons] if isinstance(reasons, str) and reasons
+                            else list(reasons or [])})
+    for key in ("model_dir", "sample_grid", "published_version"):
+        if key in meta:
+            click.echo(f"{key}: {meta[key]}")
+    if not model.get("success"):
+        raise click.ClickException("training through the Kubeflow pipeline failed or its gate "
+                                   "failed (details above and in the Dagster UI)")
 
 
 @click.command("ui")

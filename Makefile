@@ -7,7 +7,10 @@ STAMP  := $(VENV)/.genline-installed
 OUT    ?= out
 export GENLINE_HOME ?= $(CURDIR)/.genline
 
-.PHONY: setup demo test test-fast lint format bench ui stop clean image
+TRITON_URL ?= 127.0.0.1:8001
+PRESET     ?= default
+
+.PHONY: setup demo test test-fast lint format bench ui stop clean image k8s-validate
 
 # Create the venv and install genline with its dev tools; quick when nothing changed.
 setup: $(STAMP)
@@ -17,11 +20,32 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install -q -e '.[dev]'
 	@touch $(STAMP)
 
-# The main job, end to end on the built-in digits.
+# The main job, end to end on the built-in digits: Triton and the Dagster UI start in the
+# background (reused if this state dir already runs them); Dagster ingests the daily batches
+# (Great Expectations checks, quarantine), versions training_dataset with DVC, then its
+# generator_model asset runs the Kubeflow pipeline (kfp.local): validate -> train -> evaluate +
+# gate -> export -> publish to Triton; finally an app-style gRPC request draws a grid.
 demo: setup
-	$(GL) train --preset default --out $(OUT)/model
-	$(GL) sample --model $(OUT)/model --out $(OUT)/grid.png -n 10
-	@echo "sample grid: $(OUT)/model/samples.png"
+	$(GL) serve --background
+	$(GL) ui --background
+	$(GL) data materialize --train --preset $(PRESET) --publish \
+	  --model-repository triton_repo --triton-url $(TRITON_URL)
+	@mkdir -p $(OUT)
+	$(GL) generate --label 7 -n 16 --seed 1 --out $(OUT)/grid_served.png --url $(TRITON_URL)
+	@$(GL) serve --status
+	@echo "Triton runs in the background: gRPC $(TRITON_URL) (model genline_generator),"
+	@echo "  HTTP 127.0.0.1:8000, metrics http://127.0.0.1:8002/metrics; client example: docs/serving.md"
+	@echo "Dagster UI: http://127.0.0.1:3000   grid from Triton: $(OUT)/grid_served.png"
+	@echo "Stop both with: make stop"
+
+# The Dagster UI (foreground) on the persistent instance under $(GENLINE_HOME)/dagster_home.
+ui: setup
+	$(GL) ui
+
+# Stop what `make demo` left running.
+stop:
+	-$(GL) serve --stop
+	-$(GL) ui --stop
 
 test: setup
 	$(BIN)/pytest -q --timeout 1200
@@ -39,6 +63,15 @@ format: setup
 
 bench: setup
 	$(BIN)/python benchmarks/run_all.py
+
+# Render and validate the Kubernetes manifests (also part of `make test`).
+k8s-validate: setup
+	$(BIN)/pytest -q tests/unit/k8s
+
+# Container images (needs a container engine; not part of CI: none runs here).
+image:
+	docker build -t ghcr.io/genline/genline:0.1.0 .
+	docker build -f Dockerfile.gpu -t ghcr.io/genline/genline:0.1.0-gpu .
 
 clean:
 	rm -rf $(OUT) .pytest_cache .ruff_cache

@@ -27,6 +27,8 @@ def _load(data: str | None, image_size: int, channels: int):
 
 
 def _fmt(v: Any) -> str:
+    if isinstance(v, float) and v.is_integer() and abs(v) >= 10:
+        return str(int(v))  # counts that travelled through JSON metadata as floats
     return f"{v:.4f}" if isinstance(v, float) else str(v)
 
 

@@ -246,14 +246,35 @@ def load_builtin(cfg: DataConfig = DataConfig()) -> Dataset:
     return make_dataset(images, digits.target, [str(d) for d in range(10)], "builtin:uci-digits")
 
 
+def read_image(path: Path, cfg: DataConfig) -> np.ndarray:
+    """One PNG/JPEG file -> (C, S, S) float32 in [0, 1] in the configured size and channels.
+
+    Raises:
+        DataError: a wrong suffix, a zero-byte, truncated or non-image file (naming the file).
+    """
+    from PIL import Image, UnidentifiedImageError
+
+    if path.suffix.lower() not in IMAGE_SUFFIXES:
+        raise DataError(f"{path}: not an image file (accepted: {', '.join(IMAGE_SUFFIXES)})")
+    if path.stat().st_size == 0:
+        raise DataError(f"{path}: zero-byte file")
+    mode = "L" if cfg.channels == 1 else "RGB"
+    try:
+        with Image.open(path) as im:
+            im.load()
+            arr = np.asarray(im.convert(mode), np.float32) / 255.0
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+        raise DataError(f"{path}: cannot be read as an image ({exc})") from exc
+    arr = arr[None] if arr.ndim == 2 else arr.transpose(2, 0, 1)  # (C, h, w)
+    return resize_images(arr[None], cfg)[0]
+
+
 def load_image_folder(path: str | Path, cfg: DataConfig = DataConfig()) -> Dataset:
     """A folder with one subfolder per class of PNG/JPEG images (any size, gray or RGB).
 
     Raises:
         DataError: empty folder, a class without images, a zero-byte, truncated or non-image file.
     """
-    from PIL import Image, UnidentifiedImageError
-
     root = Path(path)
     if not root.is_dir():
         raise DataError(f"{root}: not a directory")
@@ -263,25 +284,13 @@ def load_image_folder(path: str | Path, cfg: DataConfig = DataConfig()) -> Datas
         found = f"; found files {stray[:3]}" if stray else ", the folder is empty"
         raise DataError(f"{root}: no class subfolders found (expected one subfolder per class"
                         f"{found})")
-    mode = "L" if cfg.channels == 1 else "RGB"
     images, labels = [], []
     for k, cdir in enumerate(class_dirs):
         files = sorted(p for p in cdir.iterdir() if p.is_file() and not p.name.startswith("."))
         if not files:
             raise DataError(f"{cdir}: class folder has no images")
         for f in files:
-            if f.suffix.lower() not in IMAGE_SUFFIXES:
-                raise DataError(f"{f}: not an image file (accepted: {', '.join(IMAGE_SUFFIXES)})")
-            if f.stat().st_size == 0:
-                raise DataError(f"{f}: zero-byte file")
-            try:
-                with Image.open(f) as im:
-                    im.load()
-                    arr = np.asarray(im.convert(mode), np.float32) / 255.0
-            except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
-                raise DataError(f"{f}: cannot be read as an image ({exc})") from exc
-            arr = arr[None] if arr.ndim == 2 else arr.transpose(2, 0, 1)  # (C, h, w)
-            images.append(resize_images(arr[None], cfg)[0])
+            images.append(read_image(f, cfg))
             labels.append(k)
     return make_dataset(np.stack(images), np.array(labels), [d.name for d in class_dirs],
                         f"folder:{root}")

@@ -30,7 +30,6 @@ import numpy as np
 
 from genline.alerts import send_alert
 from genline.data import (
-    IMAGE_SUFFIXES,
     DataConfig,
     DataError,
     Dataset,
@@ -267,32 +266,18 @@ def _read_npz_raw(path: Path) -> Dataset:
 def _read_folder_raw(
     folder: Path, entries: list[Path], cfg: DataConfig, classes: tuple[str, ...] | None
 ) -> Dataset:
-    from PIL import Image, UnidentifiedImageError
-
-    from genline.data import resize_images  # the loader's own resizing, so both paths agree
+    from genline.data import read_image
 
     stray = [p.name for p in entries if not p.is_dir()]
     if stray:
         raise DataError(f"{folder}: expected one .npz or class subfolders, found files {stray[:3]}")
     names = list(classes) if classes else [p.name for p in entries]
-    mode = "L" if cfg.channels == 1 else "RGB"
     images, labels = [], []
     for cdir in entries:
         if cdir.name not in names:
             names.append(cdir.name)  # an unknown class: labels_in_set will name it
         for f in sorted(p for p in cdir.iterdir() if p.is_file() and not p.name.startswith(".")):
-            if f.suffix.lower() not in IMAGE_SUFFIXES:
-                raise DataError(f"{f}: not an image file (accepted: {', '.join(IMAGE_SUFFIXES)})")
-            if f.stat().st_size == 0:
-                raise DataError(f"{f}: zero-byte file")
-            try:
-                with Image.open(f) as im:
-                    im.load()
-                    arr = np.asarray(im.convert(mode), np.float32) / 255.0
-            except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
-                raise DataError(f"{f}: cannot be read as an image ({exc})") from exc
-            arr = arr[None] if arr.ndim == 2 else arr.transpose(2, 0, 1)
-            images.append(resize_images(arr[None], cfg)[0])
+            images.append(read_image(f, cfg))  # the loader's own reading, so both paths agree
             labels.append(names.index(cdir.name))
     if not images:
         raise DataError(f"{folder}: the class folders hold no images")

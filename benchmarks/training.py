@@ -57,6 +57,8 @@ def torch_time(model: Generator, batch: int, repeats: int) -> float:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true", help="fewer iterations (smoke run)")
+    ap.add_argument("--default-iterations", type=int, default=None,
+                    help="cap the default preset's iterations (the table says how many ran)")
     args = ap.parse_args()
     torch.set_num_threads(1)  # one intra-op thread for both runtimes: a like-for-like comparison
     ds = load_builtin()
@@ -69,6 +71,8 @@ def main() -> None:
     rows, infer_rows, int8_rows = [], [], []
     for name in ("ci", "default"):
         iters = (300 if name == "ci" else 150) if args.quick else PRESETS[name].iterations
+        if name == "default" and args.default_iterations:
+            iters = min(iters, args.default_iterations)
         cfg = preset(name, iterations=iters, max_seconds=1e9, patience=0, eval_every=iters)
         r = train(ds, cfg, tmp / name, progress=False)  # 1 thread: see docs/benchmarks/pipeline
         from genline.model import load_generator

@@ -17,6 +17,8 @@ from pathlib import Path
 
 import click
 
+from genline.procutil import pid_alive
+
 UI_PID_FILE = "dagster.pid"
 UI_LOG_FILE = "dagster.log"
 
@@ -58,20 +60,6 @@ def _dagster_env() -> dict[str, str]:
     root = str(project_root())
     env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
     return env
-
-
-def _pid_alive(pid: int) -> bool:
-    """True while the process exists and is not a zombie waiting to be reaped."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0] != "Z"
-    except OSError:
-        return True
 
 
 @click.group("data")
@@ -287,10 +275,10 @@ def ui(host: str, port: int, background: bool, stop: bool) -> None:
             click.echo("the Dagster UI is not running (no pid file)")
             return
         pid = int(pid_file.read_text().split()[0])
-        if _pid_alive(pid):
+        if pid_alive(pid):
             os.killpg(pid, signal.SIGTERM)  # dagster dev runs its webserver/daemon as children
             for _ in range(100):
-                if not _pid_alive(pid):
+                if not pid_alive(pid):
                     break
                 time.sleep(0.1)
             else:
@@ -304,7 +292,7 @@ def ui(host: str, port: int, background: bool, stop: bool) -> None:
     if not background:
         os.chdir(project_root())
         os.execvpe(cmd[0], cmd, env)
-    if pid_file.exists() and _pid_alive(int(pid_file.read_text().split()[0])):
+    if pid_file.exists() and pid_alive(int(pid_file.read_text().split()[0])):
         click.echo(f"the Dagster UI is already running (pid {pid_file.read_text().split()[0]})")
         return
     pid_file.parent.mkdir(parents=True, exist_ok=True)

@@ -36,6 +36,8 @@ from typing import Any
 
 import numpy as np
 
+from genline.procutil import pid_alive
+
 SPOOL = "spool"
 STORE = "store"
 OPEN_SUFFIX = ".open.jsonl"
@@ -566,20 +568,6 @@ def read_predictions(
     return df.reset_index(drop=True)
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:
-        with open(f"/proc/{pid}/stat", encoding="utf-8") as fh:
-            return fh.read().split(")")[-1].split()[0] != "Z"
-    except OSError:
-        return False
-
-
 def watch(directory: str | Path, parent_pid: int, interval_s: float) -> int:
     """Compact `directory` every `interval_s` while `parent_pid` lives, then once more.
 
@@ -593,7 +581,7 @@ def watch(directory: str | Path, parent_pid: int, interval_s: float) -> int:
         except BlockingIOError:
             return 0
         while True:
-            alive = _alive(parent_pid)
+            alive = pid_alive(parent_pid)
             try:
                 compact(directory, wait=not alive)
             except Exception as exc:  # report and keep going: the spool keeps everything

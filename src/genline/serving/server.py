@@ -32,6 +32,7 @@ from pathlib import Path
 
 from genline import contract
 from genline.fsutil import atomic_write_json, read_json
+from genline.procutil import pid_alive
 
 ADMIN_HEADER = "genline-admin-key"
 PIDFILE = "triton.json"
@@ -255,20 +256,6 @@ def is_ready(cfg: ServerConfig, timeout: float = 2.0) -> bool:
     return _http(f"{cfg.http_url}/v2/health/ready", timeout)[0] == 200
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:  # a zombie child of ours counts as dead
-        with open(f"/proc/{pid}/stat", encoding="utf-8") as fh:
-            return fh.read().split(")")[-1].split()[0] != "Z"
-    except OSError:
-        return False
-
-
 def _is_tritonserver(pid: int) -> bool:
     try:
         with open(f"/proc/{pid}/cmdline", "rb") as fh:
@@ -293,7 +280,7 @@ def running_server(run_dir: Path) -> dict | None:
     if info is None:
         return None
     pid = int(info.get("pid", -1))
-    if pid > 0 and _pid_alive(pid) and _is_tritonserver(pid):
+    if pid > 0 and pid_alive(pid) and _is_tritonserver(pid):
         return info
     (run_dir / PIDFILE).unlink(missing_ok=True)
     return None
@@ -445,7 +432,7 @@ def _terminate(pid: int, timeout_s: float) -> bool:
                 return True
         except ChildProcessError:
             pass
-        if not _pid_alive(pid):
+        if not pid_alive(pid):
             return True
         time.sleep(0.1)
     try:
@@ -456,7 +443,7 @@ def _terminate(pid: int, timeout_s: float) -> bool:
         except ProcessLookupError:
             pass
     time.sleep(0.2)
-    return not _pid_alive(pid)
+    return not pid_alive(pid)
 
 
 def stop(run_dir: Path | None = None, timeout_s: float = 30.0) -> dict | None:
@@ -498,14 +485,14 @@ def run_foreground(cfg: ServerConfig) -> int:
             forward(state["sig"], None)
         else:
             print(handle.describe(), flush=True)
-        while _pid_alive(handle.pid):
+        while pid_alive(handle.pid):
             if handle.process is not None and handle.process.poll() is not None:
                 break
             time.sleep(0.2)
     finally:
         for s, h in old.items():
             signal.signal(s, h)
-        if handle is not None and not _pid_alive(handle.pid):
+        if handle is not None and not pid_alive(handle.pid):
             (cfg.resolved_run_dir() / PIDFILE).unlink(missing_ok=True)
     code = handle.process.returncode if handle.process is not None else 0
     return 0 if state["sig"] is not None else (code or 0)

@@ -63,6 +63,6 @@ def test_ui_serves_the_asset_graph_and_stops(tmp_path):
         )
     assert stop.returncode == 0 and "stopped" in stop.stdout
     assert not pid_file.exists()
-    from genline.cli.data_cmds import _pid_alive
+    from genline.procutil import pid_alive
 
-    assert not _pid_alive(int(start.stdout.split("pid ")[1].split(",")[0]))
+    assert not pid_alive(int(start.stdout.split("pid ")[1].split(",")[0]))

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from genline.procutil import pid_alive
 from genline.serving import server as srv
 
 pytestmark = pytest.mark.integration
@@ -65,7 +66,7 @@ def test_foreground_serve_stops_cleanly_on_signal(sig, tmp_path, served_factory)
             proc.kill()
         srv.stop(served.home / "run", timeout_s=10)  # never leave a server behind
     assert proc.returncode == 0, err
-    assert not srv._pid_alive(int(info["pid"]))
+    assert not pid_alive(int(info["pid"]))
     assert srv.read_pidfile(served.home / "run") is None
     assert not srv.port_in_use("127.0.0.1", served.cfg.grpc_port)
 
@@ -111,7 +112,7 @@ def test_background_start_is_reused_status_and_stop(tmp_path, served_factory):
             timeout=120,
         )
     assert stop.returncode == 0 and f"pid {pid}" in stop.stdout
-    assert not srv._pid_alive(int(pid))
+    assert not pid_alive(int(pid))
     again = subprocess.run(
         [GENLINE, "serve", "--status", *cli_args(served)],
         env=env,

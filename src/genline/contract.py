@@ -32,3 +32,9 @@ EXPORT_REPORT = "export.json"  # parity, int8 decision, sha256 of every exported
 SAMPLES_PNG = "samples.png"  # one row per label
 LOSS_PNG = "loss.png"
 DATASET_INFO = "dataset.json"  # fingerprint, classes, counts of the data the model was trained on
+
+# --- lineage stamps: every JSON file of one model directory carries the same two values --------
+# (written by genline.workflow; publish refuses a directory whose files disagree)
+RUN_ID_KEY = "run_id"  # one id per `genline train` run (uuid4 hex)
+CHECKPOINT_SHA256_KEY = "checkpoint_sha256"  # sha256 of checkpoint.pt of that run
+STAMPED_FILES = (METRICS, GATE, EXPORT_REPORT, DATASET_INFO)

@@ -14,7 +14,7 @@ import json
 import os
 import tempfile
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -57,12 +57,14 @@ class Dataset:
         labels: (N,) int64 in 0..len(classes)-1.
         classes: class names; label i means classes[i].
         source: where it came from (for messages and lineage).
+        notes: what loading did to the data that a user should hear about (e.g. resizing).
     """
 
     images: np.ndarray
     labels: np.ndarray
     classes: tuple[str, ...]
     source: str = ""
+    notes: tuple[str, ...] = ()
     _fingerprint: list = field(default_factory=list, repr=False, compare=False)
 
     def __len__(self) -> int:
@@ -246,12 +248,36 @@ def load_builtin(cfg: DataConfig = DataConfig()) -> Dataset:
     return make_dataset(images, digits.target, [str(d) for d in range(10)], "builtin:uci-digits")
 
 
+def resize_note(sizes: Sequence[tuple[int, int]], cfg: DataConfig) -> str | None:
+    """One line saying what resizing did, or None when every image already had the target size.
+
+    Args:
+        sizes: (height, width) of each image as stored.
+    """
+    from collections import Counter
+
+    counts = Counter(tuple(int(v) for v in hw) for hw in sizes)
+    target = (cfg.image_size, cfg.image_size)
+    if set(counts) <= {target}:
+        return None
+    seen = ", ".join(f"{h}x{w} ({n})" for (h, w), n in counts.most_common(6))
+    more = f" and {len(counts) - 6} more sizes" if len(counts) > 6 else ""
+    resized = sum(n for hw, n in counts.items() if hw != target)
+    return (f"resized {resized} of {sum(counts.values())} images to {target[0]}x{target[1]} "
+            f"(--image-size); sizes seen HxW (count): {seen}{more}")
+
+
 def read_image(path: Path, cfg: DataConfig) -> np.ndarray:
     """One PNG/JPEG file -> (C, S, S) float32 in [0, 1] in the configured size and channels.
 
     Raises:
         DataError: a wrong suffix, a zero-byte, truncated or non-image file (naming the file).
     """
+    return resize_images(_decode_image(path, cfg)[None], cfg)[0]
+
+
+def _decode_image(path: Path, cfg: DataConfig) -> np.ndarray:
+    """One PNG/JPEG file -> (C, h, w) float32 in [0, 1] at its stored size."""
     from PIL import Image, UnidentifiedImageError
 
     if path.suffix.lower() not in IMAGE_SUFFIXES:
@@ -265,8 +291,7 @@ def read_image(path: Path, cfg: DataConfig) -> np.ndarray:
             arr = np.asarray(im.convert(mode), np.float32) / 255.0
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
         raise DataError(f"{path}: cannot be read as an image ({exc})") from exc
-    arr = arr[None] if arr.ndim == 2 else arr.transpose(2, 0, 1)  # (C, h, w)
-    return resize_images(arr[None], cfg)[0]
+    return arr[None] if arr.ndim == 2 else arr.transpose(2, 0, 1)  # (C, h, w)
 
 
 def load_image_folder(path: str | Path, cfg: DataConfig = DataConfig()) -> Dataset:
@@ -284,16 +309,20 @@ def load_image_folder(path: str | Path, cfg: DataConfig = DataConfig()) -> Datas
         found = f"; found files {stray[:3]}" if stray else ", the folder is empty"
         raise DataError(f"{root}: no class subfolders found (expected one subfolder per class"
                         f"{found})")
-    images, labels = [], []
+    images, labels, sizes = [], [], []
     for k, cdir in enumerate(class_dirs):
         files = sorted(p for p in cdir.iterdir() if p.is_file() and not p.name.startswith("."))
         if not files:
             raise DataError(f"{cdir}: class folder has no images")
         for f in files:
-            images.append(read_image(f, cfg))
+            arr = _decode_image(f, cfg)
+            sizes.append(arr.shape[1:])
+            images.append(resize_images(arr[None], cfg)[0])
             labels.append(k)
-    return make_dataset(np.stack(images), np.array(labels), [d.name for d in class_dirs],
-                        f"folder:{root}")
+    ds = make_dataset(np.stack(images), np.array(labels), [d.name for d in class_dirs],
+                      f"folder:{root}")
+    note = resize_note(sizes, cfg)
+    return replace(ds, notes=(note,)) if note else ds
 
 
 def load_npz(path: str | Path, cfg: DataConfig | None = None) -> Dataset:
@@ -340,9 +369,12 @@ def load_npz(path: str | Path, cfg: DataConfig | None = None) -> Dataset:
         n_cls = int(labels.max()) + 1 if labels.size else 0
         classes = [str(k) for k in range(n_cls)]
     check_arrays(images, labels, classes, where)  # NaN/range before resizing hides them
+    note = None
     if cfg is not None:
+        note = resize_note([images.shape[2:]] * len(images), cfg)
         images = resize_images(images, cfg)
-    return make_dataset(images, labels, classes, where)
+    ds = make_dataset(images, labels, classes, where)
+    return replace(ds, notes=(note,)) if note else ds
 
 
 def load_dataset(path: str | Path | None = None, cfg: DataConfig = DataConfig()) -> Dataset:

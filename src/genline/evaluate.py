@@ -27,26 +27,43 @@ import torch
 import torch.nn.functional as F
 
 from genline import contract
-from genline.data import Dataset, Splits, split
+from genline.data import TEST_FRACTION, Dataset, Splits, split
 from genline.fsutil import atomic_write_bytes, atomic_write_json, read_json
+from genline.lineage import stamp
 from genline.model import Evaluator, load_evaluator, load_generator
 from genline.paths import state_dir
 
 GATED_METRICS = ("fd_ratio", "conditional_accuracy_ratio", "diversity_ratio")
 REQUIRED_METRICS = ("fd", "fd_real", "fd_ratio", "conditional_accuracy", "evaluator_accuracy",
-                    "diversity_ratio")
+                    "diversity_ratio", "nn_distance_ratio", "min_test_images_per_class")
 
 SampleFn = Callable[[np.ndarray, np.ndarray], np.ndarray]  # (labels (B,), z (B,D)) -> (B,C,H,W)
 
 
 @dataclass(frozen=True)
 class GateConfig:
-    """Floors of the quality gate.
+    """Floors of the quality gate, and when its own evaluation counts.
 
     Attributes:
         max_fd_ratio: fd / fd_real must not exceed this.
         min_conditional_accuracy_ratio: conditional_accuracy / evaluator_accuracy floor.
         min_diversity_ratio: generated / real intra-class spread floor.
+        min_nn_distance_ratio: floor of the copying measure (mean nearest-train-neighbour
+            distance of generated samples over that of real test images); below it the
+            generator reproduces its training images.
+        min_test_images_per_class: the evaluation is trusted only when every class has at least
+            this many real test images. 20 because every metric is a per-class estimate from
+            these images: the intra-class spread behind diversity_ratio and the per-class share
+            behind conditional accuracy have a standard error of about 1/sqrt(2n) and
+            sqrt(p(1-p)/n), roughly 0.16 and 0.07 at n = 20 and twice that at n = 5; and FD's
+            covariance needs many more rows than a handful per class. The built-in digits have
+            30-37 per class.
+        min_evaluator_accuracy: the evaluation is trusted only when genline's evaluator itself
+            classifies the real test images at least this well. Its features define FD and its
+            predictions define conditional accuracy; an evaluator near chance (1/K) makes both
+            meaningless (a noise dataset gave 0.385 for 2 classes and a conditional-accuracy
+            ratio of 2.0). 0.8 is well above chance for any K >= 2 and below the 0.98 the
+            evaluator reaches on the digits.
         champion_margin: relative amount by which a challenger may be worse than the champion
             on any gated metric.
     """
@@ -54,6 +71,9 @@ class GateConfig:
     max_fd_ratio: float = 3.0
     min_conditional_accuracy_ratio: float = 0.92
     min_diversity_ratio: float = 0.7
+    min_nn_distance_ratio: float = 0.7
+    min_test_images_per_class: int = 20
+    min_evaluator_accuracy: float = 0.8
     champion_margin: float = 0.05
 
 
@@ -221,6 +241,7 @@ def compute_metrics(sample_fn: SampleFn, splits: Splits, evaluator: Evaluator,
         for c, name in enumerate(test.classes)
     }
     cond_acc = float(cond_hit.mean())
+    test_counts = np.bincount(test.labels, minlength=k)
     return {
         "fd": fd,
         "fd_real": fd_real,
@@ -231,6 +252,10 @@ def compute_metrics(sample_fn: SampleFn, splits: Splits, evaluator: Evaluator,
         "diversity_ratio": float(np.mean(div)) if div else float("nan"),
         "nn_distance_ratio": float(nn_gen / nn_real) if nn_real > 0 else float("nan"),
         "num_samples": n,
+        "num_classes": k,
+        "test_images_per_class": {name: int(c) for name, c in
+                                  zip(test.classes, test_counts, strict=True)},
+        "min_test_images_per_class": int(test_counts.min()),
         "per_class": per_class,
     }
 
@@ -258,12 +283,14 @@ def check_gate(metrics: dict[str, Any] | None, champion: dict[str, Any] | None =
         if _number(metrics, key) is None:
             reasons.append(f"metric {key} is missing or not a finite number "
                            f"({metrics.get(key)!r}): the gate fails closed")
+    _trust_checks(metrics, cfg, reasons, checks)
     floors = (
         ("fd_ratio", "<=", cfg.max_fd_ratio),
         ("conditional_accuracy_ratio", ">=", cfg.min_conditional_accuracy_ratio),
         ("diversity_ratio", ">=", cfg.min_diversity_ratio),
     )
-    for key, op, bound in floors:
+    copying = ("nn_distance_ratio", ">=", cfg.min_nn_distance_ratio)
+    for key, op, bound in (*floors, copying):
         v = _number(metrics, key)
         ok = v is not None and (v <= bound if op == "<=" else v >= bound)
         checks[key] = {"value": v, "op": op, "bound": bound, "passed": ok}
@@ -288,6 +315,37 @@ def check_gate(metrics: dict[str, Any] | None, champion: dict[str, Any] | None =
     return GateResult(not reasons, reasons, checks)
 
 
+def _trust_checks(metrics: dict[str, Any], cfg: GateConfig, reasons: list[str],
+                  checks: dict[str, dict[str, Any]]) -> None:
+    """Whether the evaluation itself counts: enough real test images, an evaluator that works."""
+    n_min = _number(metrics, "min_test_images_per_class")
+    ok = n_min is not None and n_min >= cfg.min_test_images_per_class
+    checks["min_test_images_per_class"] = {"value": n_min, "op": ">=", "passed": ok,
+                                           "bound": cfg.min_test_images_per_class}
+    if n_min is not None and not ok:
+        counts = metrics.get("test_images_per_class") or {}
+        short = [f"{name!r}: {c}" for name, c in counts.items()
+                 if c < cfg.min_test_images_per_class]
+        reasons.append(
+            f"the evaluation cannot be trusted: {int(n_min)} real test images in the smallest "
+            f"class, fewer than min_test_images_per_class = {cfg.min_test_images_per_class} "
+            f"({', '.join(short)}); the test split is {TEST_FRACTION:.0%} of the data, so "
+            f"bring at least {math.ceil(cfg.min_test_images_per_class / TEST_FRACTION)} "
+            "images per class")
+    acc = _number(metrics, "evaluator_accuracy")
+    ok = acc is not None and acc >= cfg.min_evaluator_accuracy
+    checks["evaluator_accuracy"] = {"value": acc, "op": ">=", "passed": ok,
+                                    "bound": cfg.min_evaluator_accuracy}
+    if acc is not None and not ok:
+        k = _number(metrics, "num_classes")
+        chance = f" (chance for {int(k)} classes is {1 / k:.3f})" if k else ""
+        reasons.append(
+            f"the evaluation cannot be trusted: evaluator accuracy {acc:.3f} on the real test "
+            f"images is below min_evaluator_accuracy = {cfg.min_evaluator_accuracy}{chance}; "
+            "its features and predictions cannot tell the classes apart, so FD and "
+            "conditional accuracy mean nothing")
+
+
 # --- a model directory ----------------------------------------------------------------------------
 
 
@@ -308,8 +366,11 @@ def evaluate_model_dir(model_dir: str | Path, dataset: Dataset,
     atomic_write_bytes(model_dir / contract.EVALUATOR_CHECKPOINT, eval_path.read_bytes())
     metrics: dict[str, Any] = {}
     error: str | None = None
+    ckpt_path = model_dir / contract.CHECKPOINT
+    run_stamp: dict[str, Any] = {contract.RUN_ID_KEY: None, contract.CHECKPOINT_SHA256_KEY: None}
     try:
-        model, ckpt = load_generator(model_dir / contract.CHECKPOINT)
+        model, ckpt = load_generator(ckpt_path)
+        run_stamp = stamp(ckpt_path, ckpt)
         if ckpt.get("dataset", {}).get("classes") not in (None, list(dataset.classes)):
             raise ValueError(f"model classes {ckpt['dataset']['classes']} differ from the "
                              f"dataset's {list(dataset.classes)}")
@@ -327,9 +388,9 @@ def evaluate_model_dir(model_dir: str | Path, dataset: Dataset,
     if error is not None:
         gate.reasons.insert(0, f"generator could not be scored: {error}")
         metrics["error"] = error
-    atomic_write_json(model_dir / contract.METRICS, _jsonable(metrics))
+    atomic_write_json(model_dir / contract.METRICS, _jsonable({**metrics, **run_stamp}))
     gate_json = {**gate.to_json(), "config": asdict(gate_cfg),
-                 "dataset_fingerprint": dataset.fingerprint}
+                 "dataset_fingerprint": dataset.fingerprint, **run_stamp}
     atomic_write_json(model_dir / contract.GATE, _jsonable(gate_json))
     return metrics, gate
 

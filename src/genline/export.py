@@ -245,6 +245,7 @@ def export_model_dir(model_dir: str | Path, dataset=None,
     in export.json along with the sha256 of every exported file.
     """
     from genline.evaluate import GATED_METRICS, EvalConfig, compute_metrics
+    from genline.lineage import stamp
     from genline.model import load_evaluator, load_generator
 
     model_dir = Path(model_dir)
@@ -257,6 +258,7 @@ def export_model_dir(model_dir: str | Path, dataset=None,
         "image_shape": list(g.image_shape),
         "classes": ckpt.get("dataset", {}).get("classes"),
         "dataset_fingerprint": ckpt.get("dataset", {}).get("fingerprint"),
+        **stamp(model_dir / contract.CHECKPOINT, ckpt),
         "inputs": {contract.INPUT_LABEL: {"dtype": "INT64", "shape": [-1]},
                    contract.INPUT_Z: {"dtype": "FP32", "shape": [-1, g.latent_dim]}},
         "outputs": {contract.OUTPUT_IMAGE: {"dtype": "FP32", "shape": [-1, *g.image_shape]}},

@@ -182,18 +182,58 @@ def save_generator(path: str | Path, model: Generator, **extra: Any) -> None:
     atomic_write_bytes(path, buf.getvalue())
 
 
+class CheckpointError(ValueError):
+    """A file that is not a genline checkpoint, or one genline refuses to unpickle."""
+
+
+def read_checkpoint(path: str | Path) -> dict[str, Any]:
+    """Load a checkpoint as plain data only.
+
+    `weights_only=True` makes torch's unpickler refuse every global that is not a tensor or a
+    plain container, so a crafted file cannot run code (create files, open sockets) on load.
+
+    Raises:
+        CheckpointError: the file is missing, unreadable, refused by the safe unpickler, or
+            lacks `model_args` / `state_dict`; the message names the file.
+    """
+    import pickle
+
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: no such checkpoint file")
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise CheckpointError(f"{path}: refused to load: the file is not plain weights and data "
+                              f"(the safe unpickler rejected it: {first[:300]})") from exc
+    except Exception as exc:  # truncated zip, not a torch file at all
+        raise CheckpointError(f"{path}: cannot be read as a checkpoint ({type(exc).__name__}: "
+                              f"{str(exc)[:300]})") from exc
+    if not isinstance(ckpt, dict) or "model_args" not in ckpt or "state_dict" not in ckpt:
+        raise CheckpointError(f"{path}: not a genline checkpoint (no model_args/state_dict)")
+    return ckpt
+
+
 def load_generator(path: str | Path) -> tuple[Generator, dict[str, Any]]:
     """Rebuild a generator from its checkpoint (weights_only: no code runs on load)."""
-    ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    model = Generator(GeneratorConfig(**ckpt["model_args"]))
-    model.load_state_dict(ckpt["state_dict"])
+    ckpt = read_checkpoint(path)
+    try:
+        model = Generator(GeneratorConfig(**ckpt["model_args"]))
+        model.load_state_dict(ckpt["state_dict"])
+    except (TypeError, RuntimeError) as exc:
+        raise CheckpointError(f"{path}: not a generator checkpoint ({str(exc)[:300]})") from exc
     model.eval()
     return model, ckpt
 
 
 def load_evaluator(path: str | Path) -> tuple[Evaluator, dict[str, Any]]:
-    ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    model = Evaluator(**ckpt["model_args"])
-    model.load_state_dict(ckpt["state_dict"])
+    """Rebuild the evaluator CNN from its checkpoint (weights_only, like load_generator)."""
+    ckpt = read_checkpoint(path)
+    try:
+        model = Evaluator(**ckpt["model_args"])
+        model.load_state_dict(ckpt["state_dict"])
+    except (TypeError, RuntimeError) as exc:
+        raise CheckpointError(f"{path}: not an evaluator checkpoint ({str(exc)[:300]})") from exc
     model.eval()
     return model, ckpt

@@ -22,6 +22,8 @@ import torch.distributed as dist
 
 from genline import contract
 from genline.data import Dataset, split
+from genline.fsutil import atomic_write_json
+from genline.lineage import new_run_id, stamp
 from genline.model import Generator, GeneratorConfig, load_generator, save_generator
 
 
@@ -112,7 +114,7 @@ def _val_loss(model: Generator, x: torch.Tensor, y: torch.Tensor, seed: int) -> 
 
 def train(dataset: Dataset, cfg: TrainConfig, out_dir: str | Path,
           init_from: str | Path | None = None, progress: bool = True,
-          device: str | torch.device = "cpu") -> TrainResult:
+          device: str | torch.device = "cpu", run_id: str | None = None) -> TrainResult:
     """Train a generator on the dataset's train split, validating on its val split.
 
     Args:
@@ -125,6 +127,8 @@ def train(dataset: Dataset, cfg: TrainConfig, out_dir: str | Path,
         device: where the model trains ("cpu", "cuda:0", ...); with several ranks on GPUs each
             rank passes its own local device. Batches are drawn on the CPU (the same random
             stream on any device) and moved.
+        run_id: the id stamped into the checkpoint and dataset.json (a fresh one if None); the
+            files evaluation and export write later carry it too (genline.lineage).
 
     Returns:
         A TrainResult describing the run.
@@ -244,8 +248,11 @@ def train(dataset: Dataset, cfg: TrainConfig, out_dir: str | Path,
                       "stopped_because": stopped, "world_size": world,
                       "init_from": str(init_from) if init_from else None,
                       "history": history}
+        run_id = run_id or new_run_id()
         save_generator(ckpt_path, ema.to("cpu"), dataset=dataset.info(), train=train_info,
-                       metrics={})
+                       metrics={}, **{contract.RUN_ID_KEY: run_id})
+        atomic_write_json(out / contract.DATASET_INFO,
+                          {**dataset.info(), **stamp(ckpt_path, {contract.RUN_ID_KEY: run_id})})
         plot_loss(history, out / contract.LOSS_PNG)
         (out / "train.json").write_text(json.dumps(train_info, indent=2))
     if world > 1:

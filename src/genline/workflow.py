@@ -5,15 +5,19 @@ One function that the CLI, the Kubeflow components and tests share.
 
 from __future__ import annotations
 
+import os
+import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from genline import contract
 from genline.data import DataConfig, Dataset, load_dataset
 from genline.evaluate import GateConfig, evaluate_model_dir
 from genline.export import ExportConfig, export_model_dir
-from genline.fsutil import atomic_write_json
+from genline.faults import kill_point
+from genline.fsutil import replace_dir
+from genline.lineage import new_run_id
+from genline.procutil import pid_alive
 from genline.train import TrainConfig, preset, train
 
 
@@ -25,6 +29,7 @@ class RunResult:
     gate_reasons: list[str]
     export: dict[str, Any] = field(default_factory=dict)
     train_seconds: float = 0.0
+    run_id: str = ""
 
 
 def run_training(
@@ -50,13 +55,54 @@ def run_training(
 
     Returns:
         The metrics and the gate verdict. The gate files are written even when it fails.
+
+    Everything is built in a staging directory beside `out_dir` and renamed into place at the
+    end, so `out_dir` holds either its previous content or the complete new model directory,
+    whatever happens to the run; a run that died leaves a staging directory that the next run
+    into the same `out_dir` removes. One run id stamps every file (genline.lineage).
     """
     out = Path(out_dir)
     ds = data if isinstance(data, Dataset) else load_dataset(data, data_cfg)
     cfg = train_cfg or preset(preset_name)
-    out.mkdir(parents=True, exist_ok=True)
-    atomic_write_json(out / contract.DATASET_INFO, ds.info())
-    result = train(ds, cfg, out, init_from=init_from, progress=progress)
-    metrics, gate = evaluate_model_dir(out, ds, champion_dir=champion, gate_cfg=gate_cfg)
-    report = export_model_dir(out, ds, export_cfg)
-    return RunResult(out, metrics, gate.passed, gate.reasons, report, result.seconds)
+    run_id = new_run_id()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_staging(out)
+    stage = staging_dir(out, run_id)
+    try:
+        result = train(ds, cfg, stage, init_from=init_from, progress=progress, run_id=run_id)
+        kill_point("train.after_checkpoint")
+        metrics, gate = evaluate_model_dir(stage, ds, champion_dir=champion, gate_cfg=gate_cfg)
+        report = export_model_dir(stage, ds, export_cfg)
+        kill_point("train.before_commit")
+        replace_dir(stage, out)  # the complete directory, or the previous one: never a mix
+    except BaseException:
+        shutil.rmtree(stage, ignore_errors=True)
+        raise
+    return RunResult(out, metrics, gate.passed, gate.reasons, report, result.seconds, run_id)
+
+
+_STAGING = ".{name}.staging-{pid}-{run}"
+
+
+def staging_dir(out: Path, run_id: str) -> Path:
+    """Where one run builds its model directory: beside `out` (same filesystem, so the final
+    rename is atomic), named after the process so a later run can tell it is abandoned."""
+    return out.parent / _STAGING.format(name=out.name, pid=os.getpid(), run=run_id[:12])
+
+
+def remove_stale_staging(out: Path) -> list[Path]:
+    """Delete staging and set-aside directories of `out` left by runs that died.
+
+    A directory whose process is still alive (another run into the same --out) is kept.
+    """
+    removed = []
+    for p in out.parent.glob(f".{out.name}.*"):
+        kind, _, rest = p.name[len(out.name) + 2:].partition("-")
+        if kind not in ("staging", "old") or not p.is_dir():
+            continue
+        pid = rest.split("-")[0]
+        if pid.isdigit() and pid_alive(int(pid)):
+            continue
+        shutil.rmtree(p, ignore_errors=True)
+        removed.append(p)
+    return removed

@@ -26,6 +26,36 @@ def _load(data: str | None, image_size: int, channels: int):
         raise click.UsageError(f"bad data: {exc}") from exc
 
 
+class ModelDirError(click.ClickException):
+    """A --model / --champion / --init-from path that is not a usable model directory (exit 2)."""
+
+    exit_code = 2
+
+
+def open_model_dir(model_dir: str | Path, option: str = "--model"):
+    """Check that `model_dir` is a model directory whose checkpoint loads safely.
+
+    Returns:
+        (path, generator, checkpoint dict). Raises ModelDirError naming what is missing or wrong;
+        nothing is written.
+    """
+    from genline import contract
+    from genline.model import CheckpointError, load_generator
+
+    d = Path(model_dir)
+    ckpt = d / contract.CHECKPOINT
+    if not ckpt.is_file():
+        found = sorted(p.name for p in d.iterdir())[:6] if d.is_dir() else []
+        raise ModelDirError(
+            f"{option} {d} is not a model directory: {contract.CHECKPOINT} is missing"
+            f" (found: {', '.join(found) or 'nothing'}); make one with `genline train --out DIR`")
+    try:
+        model, meta = load_generator(ckpt)
+    except CheckpointError as exc:
+        raise ModelDirError(f"{option}: {exc}") from exc
+    return d, model, meta
+
+
 def _fmt(v: Any) -> str:
     if isinstance(v, float) and v.is_integer() and abs(v) >= 10:
         return str(int(v))  # counts that travelled through JSON metadata as floats
@@ -85,10 +115,15 @@ def train_cmd(data, preset_name, init_from, champion, max_seconds, seed, no_int8
     from genline.train import preset
     from genline.workflow import run_training
 
+    for option, path in (("--init-from", init_from), ("--champion", champion)):
+        if path is not None:
+            open_model_dir(path, option)
     ds = _load(data, image_size, channels)
     overrides = {k: v for k, v in (("max_seconds", max_seconds), ("seed", seed)) if v is not None}
     click.echo(f"data: {ds.source}  rows={len(ds)}  classes={ds.num_classes}  "
                f"shape={ds.image_shape}  fingerprint={ds.fingerprint[:16]}")
+    for note in ds.notes:
+        click.echo(f"data: {note}")
     try:
         result = run_training(ds, preset_name, out_dir, init_from=init_from, champion=champion,
                               train_cfg=preset(preset_name, **overrides),
@@ -115,9 +150,16 @@ def train_cmd(data, preset_name, init_from, champion, max_seconds, seed, no_int8
 def evaluate_cmd(model_dir, champion, data, image_size, channels):
     """Score a model directory and apply the quality gate (exit 1 if it fails)."""
     from genline.evaluate import evaluate_model_dir
+    from genline.model import CheckpointError
 
+    open_model_dir(model_dir)
+    if champion is not None:
+        open_model_dir(champion, "--champion")
     ds = _load(data, image_size, channels)
-    metrics, gate = evaluate_model_dir(model_dir, ds, champion_dir=champion)
+    try:
+        metrics, gate = evaluate_model_dir(model_dir, ds, champion_dir=champion)
+    except CheckpointError as exc:  # e.g. a tampered evaluator in the cache
+        raise ModelDirError(str(exc)) from exc
     print_metrics(metrics, gate.to_json())
     if not gate.passed:
         raise SystemExit(1)
@@ -132,6 +174,7 @@ def export_cmd(model_dir, data, no_int8, image_size, channels):
     """Export a model directory's checkpoint to ONNX (parity-checked) and decide on INT8."""
     from genline.export import ExportConfig, ExportError, export_model_dir
 
+    open_model_dir(model_dir)
     ds = None if no_int8 else _load(data, image_size, channels)
     try:
         report = export_model_dir(model_dir, ds, ExportConfig(try_int8=not no_int8))
@@ -154,10 +197,8 @@ def sample_cmd(model_dir, label, count, seed, out_path):
 
     from genline import contract
     from genline.export import onnx_sample_fn, ort_session, save_grid
-    from genline.model import load_generator
 
-    model_dir = Path(model_dir)
-    model, _ = load_generator(model_dir / contract.CHECKPOINT)
+    model_dir, model, meta = open_model_dir(model_dir)
     k, d = model.cfg.num_classes, model.cfg.latent_dim
     if label is not None and not 0 <= label < k:
         raise click.BadParameter(f"label {label} outside 0-{k - 1}", param_hint="--label")
@@ -165,6 +206,7 @@ def sample_cmd(model_dir, label, count, seed, out_path):
         raise click.BadParameter("must be at least 1", param_hint="-n")
     onnx_path = model_dir / contract.ONNX_FP32
     if onnx_path.exists():
+        _check_export_matches(model_dir, meta)
         fn = onnx_sample_fn(ort_session(onnx_path))
     else:
         from genline.evaluate import torch_sample_fn
@@ -177,6 +219,30 @@ def sample_cmd(model_dir, label, count, seed, out_path):
     z = np.random.default_rng(seed).standard_normal((len(labels), d)).astype(np.float32)
     path = save_grid(fn(labels, z), rows, out_path)
     click.echo(f"wrote {path}")
+
+
+def _check_export_matches(model_dir: Path, meta: dict[str, Any]) -> None:
+    """model.onnx must have been exported from this directory's checkpoint."""
+    from genline import contract
+    from genline.fsutil import read_json, sha256_file
+
+    report_path = model_dir / contract.EXPORT_REPORT
+    if not report_path.is_file():
+        raise ModelDirError(f"{report_path} is missing, so nothing says which checkpoint "
+                            f"{contract.ONNX_FP32} came from; run `genline export --model "
+                            f"{model_dir}`")
+    report = read_json(report_path)
+    recorded = report.get(contract.CHECKPOINT_SHA256_KEY)
+    actual = sha256_file(model_dir / contract.CHECKPOINT)
+    if recorded != actual:
+        raise ModelDirError(
+            f"{model_dir} is a mix of runs: {contract.ONNX_FP32} was exported from checkpoint "
+            f"sha256 {str(recorded)[:12]}..., but {contract.CHECKPOINT} is {actual[:12]}...; "
+            f"run `genline export --model {model_dir}` or train into a fresh --out")
+    recorded_file = (report.get("files") or {}).get(contract.ONNX_FP32)
+    if recorded_file and recorded_file != sha256_file(model_dir / contract.ONNX_FP32):
+        raise ModelDirError(f"{model_dir / contract.ONNX_FP32} does not match the sha256 in "
+                            f"{contract.EXPORT_REPORT}: it was changed after export")
 
 
 COMMANDS = [train_cmd, evaluate_cmd, export_cmd, sample_cmd]

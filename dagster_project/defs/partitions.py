@@ -1,20 +1,53 @@
-"""Daily partitions of the incoming data, from a configurable start date.
+"""Daily partitions of the incoming data, from a fixed first day up to yesterday by the clock.
 
-The start date is read when the code location loads (a partitions definition is fixed at load):
-`GENLINE_DATA_START_DATE=YYYY-MM-DD`, default genline.ingest.DEFAULT_START_DATE.
+A partitions definition is fixed when the code location loads, so its start cannot follow the
+clock (a location loaded last month would disagree with one loaded today about which partitions
+exist). It starts at a fixed day far enough back instead, PARTITIONS_START_DATE, or at
+`GENLINE_DATA_START_DATE=YYYY-MM-DD` (read at load: the one setting a partitions definition can
+take). The last partition is the day before `genline.clock.now()`: `partition_keys()` evaluates
+the definition at that instant, so a pinned clock (GENLINE_NOW) moves Dagster's view with it.
+Which days hold data is the simulation's or the drop folder's business, not the partitions'.
 """
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import dagster as dg
 
-from genline.ingest import DEFAULT_START_DATE, parse_day
+from genline import clock
+from genline.ingest import parse_day
 
 START_DATE_ENV = "GENLINE_DATA_START_DATE"
+PARTITIONS_START_DATE = "2025-01-01"
 
 
 def start_date() -> str:
-    return parse_day(os.environ.get(START_DATE_ENV) or DEFAULT_START_DATE).isoformat()
+    """The first partition: $GENLINE_DATA_START_DATE or PARTITIONS_START_DATE."""
+    return parse_day(os.environ.get(START_DATE_ENV) or PARTITIONS_START_DATE).isoformat()
 
 
 daily_partitions = dg.DailyPartitionsDefinition(start_date=start_date())
+
+
+@contextmanager
+def at_clock() -> Iterator[None]:
+    """Evaluate partitions at `genline.clock.now()` rather than Dagster's own wall clock."""
+    with dg.partition_loading_context(effective_dt=clock.now()):
+        yield
+
+
+def partition_keys(last: int | None = None) -> list[str]:
+    """The daily partition keys up to yesterday by the clock, oldest first (the last `last`).
+
+    Raises:
+        ValueError: the clock is before the first partition's end (nothing to ingest yet).
+    """
+    with at_clock():
+        keys = daily_partitions.get_partition_keys()
+    if not keys:
+        raise ValueError(
+            f"no daily partition has ended by {clock.now().isoformat()}: the first is "
+            f"{start_date()} (set {START_DATE_ENV} or {clock.ENV})"
+        )
+    return keys[-last:] if last else keys

@@ -13,15 +13,13 @@ from genline.paths import state_dir
 from genline.validation import ValidationConfig
 from genline.versioning import DvcConfig
 
-from .partitions import start_date
-
 
 class GenlineStateResource(dg.ConfigurableResource):
     """genline's state directory: `incoming/`, `accepted/`, `quarantine/`, `datasets/`."""
 
     home: str = ""  # empty: $GENLINE_HOME or ./.genline, as everywhere in genline
     simulate_builtin: bool = True  # deliver the built-in digits' daily batches when none arrived
-    simulation_start: str = ""  # empty: the partitions' start date
+    simulation_start: str = ""  # empty: the simulated days end yesterday by genline.clock
     simulation_days: int = DEFAULT_SIM_DAYS
     min_rows: int = ValidationConfig.min_rows
     max_duplicate_rate: float = ValidationConfig.max_duplicate_rate
@@ -32,8 +30,9 @@ class GenlineStateResource(dg.ConfigurableResource):
     def store(self) -> BatchStore:
         return BatchStore(self.root())
 
-    def start(self) -> str:
-        return self.simulation_start or start_date()
+    def start(self) -> str | None:
+        """The simulation's first day, or None: the window ends yesterday by genline.clock."""
+        return self.simulation_start or None
 
     def validation_config(self) -> ValidationConfig:
         return ValidationConfig(min_rows=self.min_rows, max_duplicate_rate=self.max_duplicate_rate)

@@ -16,14 +16,18 @@ def daily_ingest_schedule(
     context: dg.ScheduleEvaluationContext, genline_state: GenlineStateResource
 ) -> dg.RunRequest | dg.SkipReason:
     """Ingest the day that just ended, if something was delivered (or is simulated) for it."""
-    day = (context.scheduled_execution_time.date() - timedelta(days=1)).isoformat()
+    tick = context.scheduled_execution_time.date()
+    day = (tick - timedelta(days=1)).isoformat()
     if day < start_date():
         return dg.SkipReason(f"{day} is before the first partition {start_date()}")
     store = genline_state.store()
+    # The simulated history ends the day before the tick (as it ends yesterday by the clock when
+    # the tick runs on time), so a late or replayed tick judges its own day, not today's.
+    sim_days = genline_state.simulation_days
+    sim_start = genline_state.start() or (tick - timedelta(days=sim_days)).isoformat()
     simulated = (
         genline_state.simulate_builtin
-        and simulated_day_index(day, genline_state.start(), genline_state.simulation_days)
-        is not None
+        and simulated_day_index(day, sim_start, sim_days) is not None
     )
     if store.delivery_dir(day).is_dir() or simulated:
         return dg.RunRequest(partition_key=day, run_key=f"ingest-{day}")

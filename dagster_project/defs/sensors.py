@@ -5,7 +5,7 @@ import dagster as dg
 from genline.ingest import delivery_sha256
 
 from .jobs import ingest_job
-from .partitions import daily_partitions
+from .partitions import partition_keys
 from .resources import AlertSinkResource, GenlineStateResource
 
 
@@ -17,7 +17,7 @@ def incoming_delivery_sensor(
     incoming = genline_state.store().incoming
     if not incoming.is_dir():
         return dg.SkipReason(f"{incoming} does not exist yet")
-    valid = set(daily_partitions.get_partition_keys())
+    valid = set(partition_keys())  # up to yesterday by genline.clock
     requests = []
     for folder in sorted(p for p in incoming.iterdir() if p.is_dir()):
         if folder.name not in valid or not any(folder.iterdir()):

@@ -9,6 +9,10 @@
 `<root>` is genline's state directory unless configured. The built-in simulation splits the UCI
 digits into `days` daily batches (stratified by class, rows assigned by content hash), so there is
 a real history to look at and backfill; it writes each day into the drop folder like any sender.
+The simulated history is the `days` days that end yesterday by `genline.clock` (or a window from
+a given start). A date's batch is `date.toordinal() % days`: fixed for the date whatever the
+clock says, and any `days` consecutive dates hold every batch once, so the demo, the schedule and
+`--days N` find data on any date and re-ingesting a day never changes its content.
 
 Only accepted batches ever reach `build_training_dataset`.
 """
@@ -19,7 +23,6 @@ import functools
 import hashlib
 import io
 import shutil
-import time
 from dataclasses import dataclass
 from datetime import date as Date
 from datetime import timedelta
@@ -28,6 +31,7 @@ from typing import Any
 
 import numpy as np
 
+from genline import clock
 from genline.alerts import send_alert
 from genline.data import (
     DataConfig,
@@ -46,7 +50,6 @@ from genline.validation import ReferenceStats, ValidationConfig, ValidationResul
 
 BATCH_FILE = "batch.npz"
 RESULT_FILE = "validation.json"
-DEFAULT_START_DATE = "2026-11-01"
 DEFAULT_SIM_DAYS = 28
 
 
@@ -134,20 +137,52 @@ def _simulated_batches(days: int, cfg: DataConfig) -> tuple[Dataset, ...]:
     )
 
 
-def simulated_day_index(day: str | Date, start_date: str | Date, days: int) -> int | None:
-    """The simulation's batch index for a date, or None outside [start, start + days)."""
-    d = (parse_day(day) - parse_day(start_date)).days
-    return d if 0 <= d < days else None
+def simulation_window(
+    days: int = DEFAULT_SIM_DAYS, start_date: str | Date | None = None
+) -> tuple[Date, Date]:
+    """The first and last simulated day (inclusive).
+
+    Args:
+        days: length of the simulated history.
+        start_date: its first day; None: the `days` days that end yesterday by `genline.clock`.
+
+    Raises:
+        DataError: `days` < 1 or a malformed start date.
+    """
+    if days < 1:
+        raise DataError(f"days must be >= 1, got {days}")
+    first = parse_day(start_date) if start_date else clock.today() - timedelta(days=days)
+    return first, first + timedelta(days=days - 1)
+
+
+def simulated_day_index(
+    day: str | Date, start_date: str | Date | None = None, days: int = DEFAULT_SIM_DAYS
+) -> int | None:
+    """The simulation's batch index for a date, or None outside the simulated window.
+
+    The index depends on the date alone (`toordinal() % days`), not on where the window starts:
+    a window that moves with the clock keeps every date's content.
+    """
+    d = parse_day(day)
+    first, last = simulation_window(days, start_date)
+    return d.toordinal() % days if first <= d <= last else None
 
 
 def deliver_simulated(
     store: BatchStore,
     day: str,
-    start_date: str = DEFAULT_START_DATE,
+    start_date: str | Date | None = None,
     days: int = DEFAULT_SIM_DAYS,
     cfg: DataConfig = DataConfig(),
 ) -> Path | None:
     """Drop the simulated batch for `day` into the drop folder, unless a delivery is there.
+
+    Args:
+        store: the drop folder's store.
+        day: the date to deliver (YYYY-MM-DD).
+        start_date: the window's first day; None: the window ends yesterday by `genline.clock`.
+        days: length of the window (and number of distinct batches).
+        cfg: how the built-in digits are loaded.
 
     Returns:
         The delivery folder, or None when the date is outside the simulated window.
@@ -165,17 +200,26 @@ def deliver_simulated(
 
 def simulate_history(
     store: BatchStore,
-    start_date: str = DEFAULT_START_DATE,
+    start_date: str | Date | None = None,
     days: int = DEFAULT_SIM_DAYS,
     cfg: DataConfig = DataConfig(),
 ) -> list[Path]:
-    """Deliver every simulated day into the drop folder (existing deliveries are left alone)."""
-    start = parse_day(start_date)
+    """Deliver every simulated day into the drop folder (existing deliveries are left alone).
+
+    Args:
+        store: the drop folder's store.
+        start_date: the first day; None: the `days` days ending yesterday by `genline.clock`.
+        days: how many days.
+        cfg: how the built-in digits are loaded.
+
+    Returns:
+        The delivery folders, oldest first.
+    """
+    first, _ = simulation_window(days, start_date)  # fixed once, so a midnight cannot split it
     out = []
     for d in range(days):
-        folder = deliver_simulated(
-            store, (start + timedelta(days=d)).isoformat(), start_date, days, cfg
-        )
+        day = (first + timedelta(days=d)).isoformat()
+        folder = deliver_simulated(store, day, first, days, cfg)
         if folder is not None:
             out.append(folder)
     return out
@@ -331,9 +375,7 @@ def ingest_batch(
         )
         return IngestOutcome(day, "accepted", result, result_path, batch_path, sha, rows)
 
-    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()) + f"-{sha[:8]}"
-    qdir = store.quarantine / day / stamp
-    qdir.mkdir(parents=True, exist_ok=False)
+    qdir = _new_quarantine_dir(store, day, sha)
     result_path = qdir / RESULT_FILE
     atomic_write_json(
         result_path,
@@ -357,6 +399,25 @@ def ingest_batch(
     return IngestOutcome(
         day, "quarantined", result, result_path, moved, sha, rows, alert["alert_id"]
     )
+
+
+def _new_quarantine_dir(store: BatchStore, day: str, sha: str) -> Path:
+    """A fresh quarantine/<day>/<UTC time>-<sha8>[-n] folder (never reuses an existing one).
+
+    The suffix matters when the clock is pinned (or the same delivery is rejected twice within a
+    second): the earlier quarantined delivery must never be overwritten.
+    """
+    base = clock.now().strftime("%Y%m%dT%H%M%SZ") + f"-{sha[:8]}"
+    parent = store.quarantine / day
+    parent.mkdir(parents=True, exist_ok=True)
+    for n in range(1, 10_000):
+        qdir = parent / (base if n == 1 else f"{base}-{n}")
+        try:
+            qdir.mkdir()
+            return qdir
+        except FileExistsError:
+            continue
+    raise DataError(f"{parent}: cannot create a new quarantine folder for {base}")
 
 
 def accepted_days(store: BatchStore, as_of: str | None = None) -> list[str]:

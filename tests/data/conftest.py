@@ -30,6 +30,20 @@ def batch(digits: Dataset) -> Dataset:
     return digits.subset(idx, "test-batch")
 
 
+# The clock every data test runs at unless it pins another: the default simulated window is then
+# 2026-11-01..2026-11-28, the dates the tests use. No test depends on the wall clock.
+PINNED_NOW = "2026-11-29T12:00:00Z"
+
+
+@pytest.fixture(autouse=True)
+def pinned_clock(monkeypatch: pytest.MonkeyPatch) -> str:
+    """Pin genline.clock (GENLINE_NOW, so subprocesses see it too)."""
+    from genline import clock
+
+    monkeypatch.setenv(clock.ENV, PINNED_NOW)
+    return PINNED_NOW
+
+
 @pytest.fixture()
 def state(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A fresh genline state directory ($GENLINE_HOME)."""

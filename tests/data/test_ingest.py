@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from datetime import date, timedelta
+
 import numpy as np
 import pytest
 from PIL import Image
 
+from genline import clock
 from genline.alerts import read_alerts
 from genline.data import DataError, load_npz
 from genline.ingest import (
@@ -19,8 +22,10 @@ from genline.ingest import (
     quarantined,
     read_delivery,
     sample_grid_png,
+    simulate_history,
     simulated_batches,
     simulated_day_index,
+    simulation_window,
 )
 from genline.validation import ReferenceStats
 
@@ -37,9 +42,29 @@ def test_simulation_is_a_stratified_partition_of_the_builtin_digits(digits):
         assert counts.min() >= 5 and counts.max() <= 8
     again = simulated_batches(28)
     assert all(a.fingerprint == b.fingerprint for a, b in zip(days, again, strict=True))
-    assert simulated_day_index("2026-11-28", START, 28) == 27
+    assert simulated_day_index("2026-11-28", START, 28) == date(2026, 11, 28).toordinal() % 28
     assert simulated_day_index("2026-11-29", START, 28) is None
     assert simulated_day_index("2026-10-31", START, 28) is None
+    window = [date(2026, 11, 1) + timedelta(days=d) for d in range(28)]
+    assert sorted(simulated_day_index(d, START, 28) for d in window) == list(range(28))
+
+
+def test_default_window_ends_yesterday_by_the_clock(monkeypatch, state):
+    """Any clock gets a full history ending yesterday; a date keeps its batch as the clock moves."""
+    indices = {}
+    for now in ("2027-02-10T00:30:00Z", "2031-07-04T23:59:00+00:00"):
+        monkeypatch.setenv(clock.ENV, now)
+        today = clock.today()
+        first, last = simulation_window(28)
+        assert (first, last) == (today - timedelta(days=28), today - timedelta(days=1))
+        assert simulated_day_index(today, None, 28) is None  # today has not ended
+        assert simulated_day_index(last, None, 28) is not None
+        folders = simulate_history(BatchStore.default(), days=28)
+        assert [f.name for f in folders][-1] == last.isoformat() and len(folders) == 28
+        indices[now] = simulated_day_index(first + timedelta(days=5), None, 28)
+    # the same date under a later clock: same batch (no drift of content with the window)
+    monkeypatch.setenv(clock.ENV, "2027-02-14")  # window 01-17..02-13
+    assert simulated_day_index(date(2027, 1, 18), None, 28) == indices["2027-02-10T00:30:00Z"]
 
 
 def test_accept_then_union(state, batch):
@@ -51,9 +76,11 @@ def test_accept_then_union(state, batch):
         assert (store.accepted / day / BATCH_FILE).is_file()
         assert (store.accepted / day / RESULT_FILE).is_file()
     union = build_training_dataset(store)
-    assert len(union) == sum(len(b) for b in simulated_batches(28)[:2])
+    two = [simulated_day_index(d, START, 28) for d in ("2026-11-01", "2026-11-02")]
+    assert len(union) == sum(len(simulated_batches(28)[i]) for i in two)
     assert accepted_days(store, as_of="2026-11-01") == ["2026-11-01"]
-    assert len(build_training_dataset(store, as_of="2026-11-01")) == len(simulated_batches(28)[0])
+    first = simulated_batches(28)[simulated_day_index("2026-11-01", START, 28)]
+    assert len(build_training_dataset(store, as_of="2026-11-01")) == len(first)
 
 
 def _deliver_npz(store: BatchStore, day: str, images, labels, classes=None) -> None:
@@ -65,11 +92,15 @@ def _deliver_npz(store: BatchStore, day: str, images, labels, classes=None) -> N
     np.savez(folder / BATCH_FILE, **arrays)
 
 
-def test_bad_batch_is_quarantined_with_result_and_alert_and_never_reaches_training(state, batch):
+def test_bad_batch_is_quarantined_with_result_and_alert_and_never_reaches_training(
+    state, batch, digits
+):
     store = BatchStore.default()
     deliver_simulated(store, "2026-11-01", START)
     assert ingest_batch(store, "2026-11-01").accepted
-    ref = ReferenceStats.from_dataset(build_training_dataset(store))
+    # The reference is all digits: one simulated day (~64 images) is too small a reference for
+    # the per-class intensity check on this 200-image batch, and only the NaN must fail here.
+    ref = ReferenceStats.from_dataset(digits)
     images = batch.images.copy()
     images[0, 0, 0, 0] = np.nan
     _deliver_npz(store, "2026-11-02", images, batch.labels, batch.classes)
@@ -84,7 +115,9 @@ def test_bad_batch_is_quarantined_with_result_and_alert_and_never_reaches_traini
     assert alerts[0]["details"]["failed_checks"] == ["no_nan_or_inf"]
     assert alerts[0]["alert_id"] == out.alert_id
     assert accepted_days(store) == ["2026-11-01"]
-    assert len(build_training_dataset(store)) == len(simulated_batches(28)[0])
+    assert len(build_training_dataset(store)) == len(
+        simulated_batches(28)[simulated_day_index("2026-11-01", START, 28)]
+    )
     assert quarantined(store)[0]["failed"] == ["no_nan_or_inf"]
 
 

@@ -109,16 +109,26 @@ def validate_cmd(
 
 
 @data.command("simulate")
-@click.option("--start", default=None, help="First day (YYYY-MM-DD); default: partitions' start.")
+@click.option(
+    "--start", default=None, help="First day (YYYY-MM-DD); default: the days ending yesterday."
+)
 @click.option("--days", type=int, default=None, help="Number of simulated days.")
 def simulate_cmd(start: str | None, days: int | None) -> None:
-    """Deliver the built-in digits' daily batches into the drop folder incoming/<day>/."""
-    from genline.ingest import DEFAULT_SIM_DAYS, DEFAULT_START_DATE, BatchStore, simulate_history
+    """Deliver the built-in digits' daily batches into the drop folder incoming/<day>/.
+
+    "Yesterday" is by genline.clock: set GENLINE_NOW=YYYY-MM-DD to simulate another date.
+    """
+    from genline.data import DataError
+    from genline.ingest import DEFAULT_SIM_DAYS, BatchStore, simulate_history, simulation_window
 
     store = BatchStore.default()
-    start = start or os.environ.get("GENLINE_DATA_START_DATE") or DEFAULT_START_DATE
-    folders = simulate_history(store, start, days or DEFAULT_SIM_DAYS)
-    click.echo(f"{len(folders)} daily deliveries in {store.incoming}")
+    n = days or DEFAULT_SIM_DAYS
+    try:
+        first, last = simulation_window(n, start)
+        folders = simulate_history(store, first, n)
+    except (DataError, ValueError) as exc:  # ValueError: a malformed GENLINE_NOW
+        raise click.ClickException(str(exc)) from exc
+    click.echo(f"{len(folders)} daily deliveries ({first}..{last}) in {store.incoming}")
 
 
 @data.command("quarantine")

@@ -29,6 +29,20 @@ run_launcher:
 """
 
 
+# Every Dagster test runs at this clock unless it pins another: the simulated window is then
+# 2026-11-01..2026-11-28 and the last partition 2026-11-28. No test depends on the wall clock.
+PINNED_NOW = "2026-11-29T12:00:00Z"
+
+
+@pytest.fixture(autouse=True)
+def pinned_clock(monkeypatch: pytest.MonkeyPatch) -> str:
+    """Pin genline.clock (GENLINE_NOW, so subprocesses see it too)."""
+    from genline import clock
+
+    monkeypatch.setenv(clock.ENV, PINNED_NOW)
+    return PINNED_NOW
+
+
 @pytest.fixture()
 def state(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     home = tmp_path / "state"

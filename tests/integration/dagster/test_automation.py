@@ -1,6 +1,6 @@
 """The daily schedule and the drop-folder sensor decide runs from what was delivered."""
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import dagster as dg
 import numpy as np
@@ -26,15 +26,21 @@ def _schedule_at(instance, when: datetime, **resource_kw):
 def test_daily_schedule_targets_the_day_that_ended(instance, state):
     result = _schedule_at(instance, datetime(2026, 11, 5, 1, tzinfo=UTC))
     assert isinstance(result, dg.RunRequest) and result.partition_key == "2026-11-04"
-    # Past the simulated window, with nothing delivered: skip and say why.
-    result = _schedule_at(instance, datetime(2026, 12, 20, 1, tzinfo=UTC))
+    # The simulation ends the day before the tick, so the schedule finds data on any date
+    # (it skipped every day after 2026-11-28 when the history was fixed to November 2026).
+    for when in (datetime(2026, 12, 20, 1, tzinfo=UTC), datetime(2031, 3, 2, 1, tzinfo=UTC)):
+        result = _schedule_at(instance, when)
+        expected = (when.date() - timedelta(days=1)).isoformat()
+        assert isinstance(result, dg.RunRequest) and result.partition_key == expected
+    # Without the simulation and with nothing delivered: skip and say why.
+    result = _schedule_at(instance, datetime(2026, 12, 20, 1, tzinfo=UTC), simulate_builtin=False)
     assert isinstance(result, dg.SkipReason) and "no delivery for 2026-12-19" in result.skip_message
     # A real delivery makes it run, simulation or not.
     BatchStore.default().delivery_dir("2026-12-19").mkdir(parents=True)
     result = _schedule_at(instance, datetime(2026, 12, 20, 1, tzinfo=UTC), simulate_builtin=False)
     assert isinstance(result, dg.RunRequest) and result.partition_key == "2026-12-19"
-    result = _schedule_at(instance, datetime(2026, 11, 1, 1, tzinfo=UTC))
-    assert isinstance(result, dg.SkipReason)  # 2026-10-31 precedes the first partition
+    result = _schedule_at(instance, datetime(2025, 1, 1, 1, tzinfo=UTC))
+    assert isinstance(result, dg.SkipReason)  # 2024-12-31 precedes the first partition
 
 
 def test_delivery_sensor_one_run_per_delivery(instance, state):

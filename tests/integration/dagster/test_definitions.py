@@ -11,6 +11,8 @@ pytestmark = pytest.mark.integration
 
 
 def test_location_contents(defs):
+    from dagster_project.defs.partitions import PARTITIONS_START_DATE, partition_keys
+
     repo = defs.get_repository_def()
     keys = {k.to_user_string() for k in repo.asset_graph.get_all_asset_keys()}
     assert {"incoming_batch", "training_dataset"} <= keys
@@ -33,7 +35,9 @@ def test_location_contents(defs):
         "run_failure_alert_sensor",
     }
     parts = repo.get_job("ingest_job").partitions_def
-    assert parts.get_first_partition_key() == "2026-11-01"
+    assert parts.get_first_partition_key() == PARTITIONS_START_DATE
+    # the last partition is yesterday by genline.clock (pinned in conftest), not Dagster's clock
+    assert partition_keys()[-1] == "2026-11-28" and partition_keys(3)[0] == "2026-11-26"
 
 
 def test_a_new_defs_module_is_picked_up(tmp_path, monkeypatch):

@@ -11,8 +11,15 @@ from .conftest import REPO_ROOT
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 
-def test_materialize_then_path(tmp_path):
-    env = dict(os.environ, GENLINE_HOME=str(tmp_path / "state"))
+# Two months apart, one past and one after the date this was written: the simulated history and
+# the partitions follow genline.clock, and Dagster's own wall clock is never consulted.
+@pytest.mark.parametrize(
+    ("now", "days"),
+    [("2026-11-29T12:00:00Z", ["2026-11-27", "2026-11-28"]),
+     ("2027-03-01T00:10:00Z", ["2027-02-27", "2027-02-28"])],
+)
+def test_materialize_then_path(tmp_path, now, days):
+    env = dict(os.environ, GENLINE_HOME=str(tmp_path / "state"), GENLINE_NOW=now)
     env.pop("DAGSTER_HOME", None)
     genline = [sys.executable, "-m", "genline.cli"]
     out = subprocess.run(
@@ -25,6 +32,9 @@ def test_materialize_then_path(tmp_path):
     )
     assert out.returncode == 0, out.stderr[-2000:]
     assert "2/2 daily batches accepted" in out.stdout
+    assert [f"{d}: accepted" for d in days] == [
+        ln for ln in out.stderr.splitlines() if ln.endswith(": accepted")
+    ]
     md5 = out.stdout.split("training_dataset ")[1].split(":")[0]
     path = subprocess.run(
         [*genline, "data", "path"],

@@ -33,11 +33,13 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from genline.faults import kill_point
 from genline.fsutil import atomic_write_json
 from genline.paths import state_dir
 
 TRACKED_NAME = "training_dataset.npz"
 INFO_NAME = "training_dataset.json"
+INCOMING_NAME = f".{TRACKED_NAME}.incoming"  # the copy in flight before it replaces TRACKED_NAME
 _GIT_ID = [
     "-c",
     "user.name=genline",
@@ -272,7 +274,9 @@ def commit_dataset(
 ) -> tuple[DatasetVersion, bool]:
     """Record `src` (a canonical dataset file) as the next version and push it to the remote.
 
-    Idempotent: a file with the md5 of the current version records nothing new.
+    Idempotent: a file with the md5 of the current version records nothing new. Crash-safe: a
+    commit killed at any point leaves the previous version current, and the next commit (of any
+    content) first clears what the killed one left in the workspace.
 
     Args:
         cfg: repository and remote.
@@ -294,15 +298,19 @@ def commit_dataset(
     with repo_lock(cfg):
         _ensure_repo_locked(cfg)
         head = current_version(cfg)
+        # A writer killed mid-commit (power cut, OOM) leaves the workspace ahead of HEAD; the lock
+        # is ours now, so nobody else is writing: put it back before judging or recording.
+        _recover_interrupted(cfg, head)
         if head is not None and head.md5 == md5:
             return head, False
         tracked = cfg.repo_dir / TRACKED_NAME
-        tmp = tracked.with_name(f".{TRACKED_NAME}.incoming")
+        tmp = tracked.with_name(INCOMING_NAME)
         shutil.copyfile(src, tmp)
         os.replace(tmp, tracked)
         try:
             with _quiet(), _dvc_repo(cfg) as repo:
                 repo.add(str(tracked))
+                kill_point("dataset.after_add")
                 try:
                     with _dvc_errors() as errors:
                         repo.push(remote=cfg.remote_name)
@@ -313,9 +321,13 @@ def commit_dataset(
                         f"{type(exc).__name__}: {exc}{why}. The dataset version was not "
                         "advanced; check that the remote is reachable and writable"
                     ) from exc
+            # The object is in the remote but no version names it yet: a kill here must leave
+            # the previous version current and the rerun record this one exactly once.
+            kill_point("dataset.after_push")
             atomic_write_json(cfg.repo_dir / INFO_NAME, {"md5": md5, **(info or {})})
             _git(cfg.repo_dir, "add", f"{TRACKED_NAME}.dvc", INFO_NAME, ".gitignore")
             _git(cfg.repo_dir, "commit", "-q", "-m", message or f"dataset {md5}")
+            kill_point("dataset.after_commit")
         except BaseException:
             _rollback(cfg, head)
             raise
@@ -324,13 +336,33 @@ def commit_dataset(
         return version, True
 
 
+def _recover_interrupted(cfg: DvcConfig, head: DatasetVersion | None) -> None:
+    """Undo what a killed commit left behind: staged or modified version files, temp files.
+
+    A commit is only recorded by its git commit, so anything uncommitted is an attempt that never
+    finished; objects it pushed stay in the remote and are reused by the retry (DVC skips them).
+    Call with the repository lock held.
+    """
+    repo_dir = cfg.repo_dir
+    for litter in [repo_dir / INCOMING_NAME, *repo_dir.glob(f".{INFO_NAME}.*.tmp")]:
+        litter.unlink(missing_ok=True)
+    names = [f"{TRACKED_NAME}.dvc", INFO_NAME, ".gitignore"]
+    dirty = _git(repo_dir, "status", "--porcelain", "--", *names, check=False).strip()
+    if dirty:
+        _git(repo_dir, "reset", "-q", "--", *names, check=False)  # unstage a half-done `git add`
+        _rollback(cfg, head)
+
+
 def _rollback(cfg: DvcConfig, head: DatasetVersion | None) -> None:
     """Put the workspace back to HEAD after a failed attempt."""
     repo_dir = cfg.repo_dir
     if head is None:
         for name in (f"{TRACKED_NAME}.dvc", INFO_NAME, TRACKED_NAME):
             (repo_dir / name).unlink(missing_ok=True)
-        _git(repo_dir, "checkout", "--", ".gitignore", check=False)
+        if _git(repo_dir, "ls-files", "--", ".gitignore", check=False).strip():
+            _git(repo_dir, "checkout", "--", ".gitignore", check=False)
+        else:  # written by this attempt's `dvc add`; the next one writes it again
+            (repo_dir / ".gitignore").unlink(missing_ok=True)
         return
     _git(
         repo_dir,

@@ -168,15 +168,31 @@ def _target(repository, grpc_url):
     "--repository", type=click.Path(path_type=Path), default=_DEFAULT_REPO, show_default=True
 )
 @click.option("--url", default="127.0.0.1:8001", show_default=True, help="Triton gRPC host:port.")
-def publish(model_dir, repository, url):
-    """Publish a gated model as a new version: stage, verify, rename, load, canary."""
+@click.option(
+    "--allow-class-change",
+    is_flag=True,
+    help="Publish even if the model's classes (names or count) differ from the serving version's.",
+)
+def publish(model_dir, repository, url, allow_class_change):
+    """Publish a gated model so that it serves: stage, verify, rename, load, canary.
+
+    Idempotent: if this ONNX already serves, nothing is created and its version is printed.
+    """
     from genline.serving.publish import PublishError
     from genline.serving.publish import publish as do_publish
 
     try:
-        res = do_publish(model_dir, _target(repository, url))
+        res = do_publish(model_dir, _target(repository, url), allow_class_change=allow_class_change)
     except PublishError as exc:
         raise click.ClickException(str(exc)) from exc
+    for note in res.reconciled:
+        click.echo(f"reconciled: {note}")
+    if not res.created:
+        click.echo(
+            f"version {res.version} already serves this model (onnx sha256 "
+            f"{res.lineage.get('onnx_sha256', '?')[:12]}...); nothing published"
+        )
+        return
     click.echo(
         f"version {res.version} is serving (previous: {res.previous}); reference profile "
         f"{res.profile_path}"

@@ -1,15 +1,28 @@
 """Publish a gated model into the running Triton, with a canary; roll back; quarantine.
 
 publish(model_dir):
-  1. refuse unless gate.json passed; read export.json (serving variant, sha256 of every file);
-  2. stage the version in `<repo>/.staging/` (same filesystem), verify the staged files' sha256
-     against the training outputs, then `rename` it atomically to a never-reused `<repo>/<m>/<N>`;
-  3. `load_model` (Triton keeps serving the previous versions while N loads);
-  4. canary: a request without a version pin must be answered by N with valid images;
-  5. record the reference output profile of N on the fixed probe set, then mark N serving in the
-     registry with its lineage.
+  1. refuse unless the directory is one passed, stamped, self-contained training run
+     (genline.serving.publish_checks); nothing is assigned or written for a refused directory;
+  2. under the publish lock, reconcile what a publish that died left behind (see _reconcile);
+  3. if this ONNX (same sha256, same classes and shapes) is the serving version already, return
+     it: publishing is idempotent. If it is only an older, standby version, it is published
+     again as a new version, so that "publish X" always ends with X serving (Triton serves the
+     highest loaded version; reusing the old number would need a rollback of everything newer);
+  4. refuse a class set (names or count) that differs from the serving version's unless
+     `allow_class_change`: clients that send label 3 would silently get another class;
+  5. stage the version in `<repo>/.staging/` (same filesystem), verify the staged files' sha256
+     against the training outputs, record N as "staged" in the registry, then `rename` it
+     atomically to a never-reused `<repo>/<m>/<N>`;
+  6. `load_model` (Triton keeps serving the previous versions while N loads);
+  7. canary: a request without a version pin must be answered by N with valid images;
+  8. record the reference output profile of N on the fixed probe set, then mark N serving in the
+     registry with its lineage (run id, checkpoint sha256, ONNX sha256, dataset, metrics, gate).
 Any failure after N is assigned: N moves to `<repo>/<m>/quarantine/N`, the model is reloaded so
 the previous version serves, the alert hook is called, and PublishError is raised.
+
+Crash safety: genline.faults.kill_point marks "publish.after_stage", "publish.after_rename",
+"publish.after_load" and "publish.after_canary"; a SIGKILL at any of them leaves a "staged"
+registry entry that the next publish (or rollback) quarantines before doing anything else.
 
 rollback(): quarantine the serving version (reason "rolled back"), reload, canary the previous.
 """
@@ -21,7 +34,7 @@ import os
 import shutil
 import time
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -30,8 +43,16 @@ import numpy as np
 
 from genline import contract
 from genline.alerts import send_alert
+from genline.faults import kill_point
 from genline.fsutil import atomic_write_json, read_json, sha256_file
 from genline.serving import repository as repo_mod
+from genline.serving.publish_checks import (
+    ModelDir,
+    ModelDirError,
+    class_change,
+    read_model_dir,
+)
+from genline.serving.publish_checks import check_self_contained_onnx as check_self_contained
 from genline.serving.registry import Registry
 
 BACKEND_MODEL = Path(__file__).with_name("backend_model.py")
@@ -61,10 +82,23 @@ class Target:
 
 @dataclass(frozen=True)
 class PublishResult:
+    """What publish did.
+
+    Attributes:
+        version: the version that serves the model now.
+        previous: the version that served before this call (== version when nothing changed).
+        profile_path: the reference output profile of `version`.
+        lineage: what the registry records for `version`.
+        created: False when this ONNX already served and no version was created.
+        reconciled: what was cleaned up after an earlier publish that died, one line each.
+    """
+
     version: int
     previous: int | None
     profile_path: Path
     lineage: dict[str, Any]
+    created: bool = True
+    reconciled: list[str] = field(default_factory=list)
 
 
 @contextmanager
@@ -189,34 +223,6 @@ def canary(server: _Server, expect_version: int, meta: dict[str, Any]) -> None:
     _check_images(images, len(labels), list(meta["image_shape"]))
 
 
-def _read_model_dir(model_dir: Path) -> tuple[dict, dict, dict, dict]:
-    if not model_dir.is_dir():
-        raise PublishError(f"model directory {model_dir} does not exist")
-    gate_path = model_dir / contract.GATE
-    if not gate_path.is_file():
-        raise PublishError(f"{gate_path} is missing: only a gated model can be published")
-    gate = read_json(gate_path)
-    if gate.get("passed") is not True:
-        reasons = "; ".join(map(str, gate.get("reasons", []))) or "no reasons given"
-        raise PublishError(f"{model_dir} did not pass its quality gate: {reasons}")
-    export_path = model_dir / contract.EXPORT_REPORT
-    if not export_path.is_file():
-        raise PublishError(f"{export_path} is missing: run `genline export --model {model_dir}`")
-    export = read_json(export_path)
-    for key in ("num_classes", "latent_dim", "image_shape", "files"):
-        if key not in export:
-            raise PublishError(f"{export_path} lacks {key!r}")
-    metrics = (
-        read_json(model_dir / contract.METRICS) if (model_dir / contract.METRICS).is_file() else {}
-    )
-    dataset = (
-        read_json(model_dir / contract.DATASET_INFO)
-        if (model_dir / contract.DATASET_INFO).is_file()
-        else {}
-    )
-    return gate, export, metrics, dataset
-
-
 def _stage(model_dir: Path, export: dict, stage: Path) -> dict[str, str]:
     """Copy the served files into `stage` and verify each against export.json's sha256."""
     variant = export.get("serving_variant", contract.ONNX_FP32)
@@ -309,8 +315,149 @@ def _fail(
     )
 
 
-def publish(model_dir: str | Path, target: Target = Target()) -> PublishResult:
-    """Publish a gated model directory as a new version; see the module docstring."""
+def _onnx_sha256(md: ModelDir) -> str | None:
+    """sha256 of the served ONNX file as it is on disk, if it matches export.json's record."""
+    path = md.path / md.serving_variant
+    if not path.is_file():
+        return None
+    digest = sha256_file(path)
+    return digest if digest == md.export["files"].get(md.serving_variant) else None
+
+
+def _served_meta(repository: Path, model: str, version: int) -> dict[str, Any] | None:
+    path = repo_mod.model_dir(repository, model) / str(version) / "serving.json"
+    return read_json(path) if path.is_file() else None
+
+
+def _same_model(
+    registry: Registry, repository: Path, model: str, onnx_sha256: str, meta: dict[str, Any]
+) -> int | None:
+    """The newest serving or standby version holding this ONNX with the same classes/shapes."""
+    present = set(repo_mod.versions(repository, model))
+    for version in reversed(registry.in_state(repository, model, "serving", "standby")):
+        info = registry.version_info(repository, model, version)
+        old = _served_meta(repository, model, version)
+        if version not in present or old is None:
+            continue
+        if info.get("lineage", {}).get("onnx_sha256") != onnx_sha256:
+            continue
+        same_shape = all(old.get(k) == meta[k] for k in ("latent_dim", "image_shape"))
+        if same_shape and class_change(meta, old, version) is None:
+            return version
+    return None
+
+
+def _reconcile(target: Target, server: _Server, registry: Registry) -> list[str]:
+    """Clean up after a publish that died (call with the publish lock held).
+
+    The registry is the record of version state. A version it holds as "staged" never reached
+    the end of its publish: its canary may not have run, yet Triton may be serving it (a kill
+    after load). It is quarantined, and the model reloaded so that the recorded serving version
+    serves again. A version directory the registry has no record of, in a repository the
+    registry knows, never passed a canary either and is quarantined too. Staging directories
+    are the partial copies of dead publishes (the lock is held, so no live one) and are removed.
+
+    Returns:
+        One line per thing cleaned up (empty when there was nothing to do).
+    """
+    repo, model = Path(target.repository), target.model
+    notes = []
+    for leftover in repo_mod.staging_leftovers(repo):
+        repo_mod.remove_tree(leftover)
+        notes.append(f"removed the staging leftover {leftover.name} of an interrupted publish")
+    present = set(repo_mod.versions(repo, model))
+    changed = False
+    for version in registry.in_state(repo, model, "staged"):
+        reason = (
+            f"the publish of version {version} was interrupted before it was marked serving "
+            "(reconciled by the next publish)"
+        )
+        if version in present:
+            where = repo_mod.quarantine(repo, model, version, reason)
+            changed = True
+            notes.append(f"quarantined version {version} ({where}): {reason}")
+        else:
+            notes.append(f"version {version} was never renamed into place: {reason}")
+        registry.record(repo, model, "reconciled", version, state="quarantined", reason=reason)
+    known = registry.known_versions(repo, model)
+    if known:  # a registry that never saw this repository cannot judge its directories
+        for version in sorted(present - known):
+            reason = (
+                f"version directory {version} has no record in the registry (a publish died "
+                "before recording it, or it was copied in by hand) and never passed a canary"
+            )
+            where = repo_mod.quarantine(repo, model, version, reason)
+            registry.record(repo, model, "reconciled", version, state="quarantined", reason=reason)
+            changed = True
+            notes.append(f"quarantined version {version} ({where}): {reason}")
+    if changed:
+        try:
+            server.reload_or_unload()
+        except Exception as exc:
+            raise PublishError(
+                f"reconciling an interrupted publish: reloading {model} failed: {_msg(exc)}"
+            ) from exc
+    if notes:
+        send_alert(
+            "serving.publish",
+            f"reconciled an interrupted publish of {model}: " + "; ".join(notes),
+            severity="warning",
+            details={"notes": notes},
+            sink_dir=target.alert_dir,
+        )
+    return notes
+
+
+def _already_serving(
+    target: Target, server: _Server, registry: Registry, version: int, notes: list[str]
+) -> PublishResult:
+    """The idempotent outcome: check with a canary that `version` really serves, change nothing."""
+    repo = Path(target.repository)
+    meta = _served_meta(repo, target.model, version) or {}
+    try:
+        canary(server, version, meta)
+    except Exception as exc:
+        _alert(
+            target,
+            f"{target.model} version {version} is recorded as serving but fails its canary",
+            {"version": version},
+        )
+        raise PublishError(
+            f"this model is already version {version}, recorded as serving, but its canary "
+            f"failed ({_msg(exc)}); nothing was changed (see `genline rollback`)",
+            version,
+        ) from exc
+    info = registry.version_info(repo, target.model, version)
+    registry.record(repo, target.model, "publish_unchanged", version)
+    lineage = info.get("lineage", {})
+    return PublishResult(
+        version=version,
+        previous=version,
+        profile_path=Path(lineage.get("reference_profile", "")),
+        lineage=lineage,
+        created=False,
+        reconciled=notes,
+    )
+
+
+def publish(
+    model_dir: str | Path, target: Target = Target(), *, allow_class_change: bool = False
+) -> PublishResult:
+    """Publish a gated model directory so that it serves; see the module docstring.
+
+    Args:
+        model_dir: a directory written by `genline train` (gate passed, stamped, exported).
+        target: the repository and server to publish into.
+        allow_class_change: publish even when the model's classes (names or count) differ from
+            the serving version's.
+
+    Returns:
+        The serving version; `created` is False when this ONNX already served.
+
+    Raises:
+        PublishError: the directory was refused (nothing published), or the new version failed
+            and was quarantined (the previous version serves); `version` says which.
+    """
     from genline.serving.profile import ProbeSet, build_profile, save_profile
 
     model_dir = Path(model_dir).resolve()
@@ -319,10 +466,12 @@ def publish(model_dir: str | Path, target: Target = Target()) -> PublishResult:
     try:
         repo_mod.check_model_name(target.model)
         repo_mod.check_repository(repo, target.model)
-        gate, export, metrics, dataset = _read_model_dir(model_dir)
-    except (PublishError, repo_mod.RepositoryError) as exc:
+        md = read_model_dir(model_dir)
+    except (ModelDirError, repo_mod.RepositoryError) as exc:
         _alert(target, f"publish of {model_dir} refused: {exc}", {"model_dir": str(model_dir)})
         raise PublishError(str(exc)) from exc
+    meta = md.meta
+    onnx_sha256 = _onnx_sha256(md)
     server = _Server(target)
     try:
         try:
@@ -331,23 +480,36 @@ def publish(model_dir: str | Path, target: Target = Target()) -> PublishResult:
             _alert(target, str(exc), {"model_dir": str(model_dir)})
             raise
         with _publish_lock(repo):
+            notes = _reconcile(target, server, registry)
             previous = registry.serving(repo, target.model)
             loaded_before = server.loaded_versions()
             if previous is None and loaded_before:
                 previous = loaded_before[-1]
+            same = None
+            if onnx_sha256 is not None:
+                same = _same_model(registry, repo, target.model, onnx_sha256, meta)
+            if same is not None and same == previous:
+                return _already_serving(target, server, registry, same, notes)
+            old_meta = None if previous is None else _served_meta(repo, target.model, previous)
+            why = None if old_meta is None else class_change(meta, old_meta, previous)
+            if why and not allow_class_change:
+                message = (
+                    f"{model_dir} refused: {why}; clients sending a label index would get "
+                    "another class. Pass --allow-class-change (publish(..., "
+                    "allow_class_change=True)) to replace it"
+                )
+                _alert(target, message, {"model_dir": str(model_dir), "serving": previous})
+                raise PublishError(message)
             version = repo_mod.next_version(
                 repo, target.model, registry.known_versions(repo, target.model)
             )
-            meta = {
-                "num_classes": int(export["num_classes"]),
-                "latent_dim": int(export["latent_dim"]),
-                "image_shape": [int(d) for d in export["image_shape"]],
-            }
             stage = repo_mod.staging_dir(repo)
             try:
-                digests = _stage(model_dir, export, stage)
+                digests = _stage(md.path, md.export, stage)
                 _check_against_config(repo, target.model, stage / contract.ONNX_FP32)
-            except (PublishError, OSError) as exc:
+                for name in digests:  # the bytes that will be served, not the source's
+                    check_self_contained(stage / name)
+            except (PublishError, ModelDirError, OSError) as exc:
                 repo_mod.quarantine(repo, target.model, version, str(exc), source=stage)
                 registry.record(
                     repo, target.model, "quarantined", version, state="quarantined", reason=str(exc)
@@ -360,13 +522,18 @@ def publish(model_dir: str | Path, target: Target = Target()) -> PublishResult:
                 raise PublishError(f"version {version} quarantined: {exc}", version) from exc
             lineage = {
                 "model_dir": str(model_dir),
-                "dataset_fingerprint": dataset.get("fingerprint")
-                or export.get("dataset_fingerprint"),
-                "metrics": metrics,
-                "gate": gate,
+                "run_id": md.run_id,
+                "checkpoint_sha256": md.checkpoint_sha256,
+                "dataset_fingerprint": md.dataset.get("fingerprint")
+                or md.export.get("dataset_fingerprint"),
+                "classes": md.classes,
+                "metrics": md.metrics,
+                "gate": md.gate,
                 "onnx_sha256": digests[contract.ONNX_FP32],
                 "evaluator_sha256": digests.get(contract.EVALUATOR_ONNX),
-                "serving_variant": export.get("serving_variant", contract.ONNX_FP32),
+                "serving_variant": md.serving_variant,
+                "republished_from": same,
+                "class_change_allowed_over": previous if why else None,
                 "published_at": datetime.now(UTC).isoformat(),
             }
             atomic_write_json(
@@ -374,15 +541,19 @@ def publish(model_dir: str | Path, target: Target = Target()) -> PublishResult:
                 {**meta, "version": version, "model": target.model, "lineage": lineage},
             )
             _fsync_dir(stage)
+            # recorded before the rename: from here on a crash leaves a record to reconcile
+            registry.record(repo, target.model, "staged", version, state="staged", lineage=lineage)
+            kill_point("publish.after_stage")
             dest = repo_mod.model_dir(repo, target.model) / str(version)
             os.rename(stage, dest)  # atomic: Triton never sees a half-copied version
-            registry.record(repo, target.model, "staged", version, state="staged", lineage=lineage)
+            kill_point("publish.after_rename")
             try:
                 server.load()
             except Exception as exc:
                 raise _fail(
                     target, server, version, f"load failed: {_msg(exc)}", registry, previous
                 ) from exc
+            kill_point("publish.after_load")
             try:
                 canary(server, version, meta)
                 probe = ProbeSet(meta["num_classes"], meta["latent_dim"])
@@ -396,6 +567,7 @@ def publish(model_dir: str | Path, target: Target = Target()) -> PublishResult:
                 raise _fail(
                     target, server, version, f"canary failed: {_msg(exc)}", registry, previous
                 ) from exc
+            kill_point("publish.after_canary")
             lineage["reference_profile"] = str(profile_path)
             registry.record(
                 repo,
@@ -407,7 +579,11 @@ def publish(model_dir: str | Path, target: Target = Target()) -> PublishResult:
                 lineage=lineage,
             )
             return PublishResult(
-                version=version, previous=previous, profile_path=profile_path, lineage=lineage
+                version=version,
+                previous=previous,
+                profile_path=profile_path,
+                lineage=lineage,
+                reconciled=notes,
             )
     finally:
         server.close()
@@ -426,6 +602,7 @@ def rollback(target: Target = Target()) -> tuple[int, int]:
     try:
         server.check_ready()
         with _publish_lock(repo):
+            _reconcile(target, server, registry)  # an interrupted publish is never rolled to
             present = repo_mod.versions(repo, target.model)
             current = registry.serving(repo, target.model) or (present[-1] if present else None)
             if current is None or current not in present:

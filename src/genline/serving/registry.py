@@ -7,6 +7,11 @@ Entry layout:
     {"serving": 3, "previous": [1, 2],
      "versions": {"3": {"version": 3, "state": "serving", "published_at": ..., "lineage": {...}}},
      "events": [{"time": ..., "event": "published", "version": 3, ...}, ...]}
+
+Version states: "staged" (number assigned, files staged; recorded before the version directory
+is renamed into place, so a crash at any later point leaves a record), "serving", "standby"
+(an older version that served before), "quarantined", "rolled_back". A "staged" version with
+no outcome belongs to a publish that died; the next publish reconciles it under the lock.
 """
 
 from __future__ import annotations
@@ -59,6 +64,15 @@ class Registry:
 
     def known_versions(self, repository: str | Path, model: str) -> set[int]:
         return {int(v) for v in self.entry(repository, model).get("versions", {})}
+
+    def in_state(self, repository: str | Path, model: str, *states: str) -> list[int]:
+        """Versions whose recorded state is one of `states`, ascending."""
+        versions = self.entry(repository, model).get("versions", {})
+        return sorted(int(v) for v, info in versions.items() if info.get("state") in states)
+
+    def version_info(self, repository: str | Path, model: str, version: int) -> dict[str, Any]:
+        """The recorded state, lineage and reason of one version ({} if never recorded)."""
+        return dict(self.entry(repository, model).get("versions", {}).get(str(version), {}))
 
     def record(
         self,

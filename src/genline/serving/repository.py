@@ -119,6 +119,14 @@ def staging_dir(repository: str | Path) -> Path:
     return path
 
 
+def staging_leftovers(repository: str | Path) -> list[Path]:
+    """Staging directories left by a publish that died (call with the publish lock held)."""
+    base = Path(repository) / STAGING
+    if not base.is_dir():
+        return []
+    return sorted(p for p in base.iterdir() if p.is_dir())
+
+
 def quarantine(
     repository: str | Path, model: str, version: int, reason: str, source: Path | None = None
 ) -> Path:

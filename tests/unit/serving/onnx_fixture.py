@@ -6,6 +6,8 @@ tests, only when `genline.workflow.run_training` is unavailable.
 
 from __future__ import annotations
 
+import shutil
+import uuid
 from pathlib import Path
 
 import numpy as np
@@ -13,7 +15,7 @@ import onnx
 from onnx import TensorProto, helper, numpy_helper
 
 from genline import contract
-from genline.fsutil import atomic_write_json, sha256_file
+from genline.fsutil import atomic_write_json, read_json, sha256_file
 
 NUM_CLASSES, LATENT, SHAPE = 10, 64, (1, 8, 8)
 
@@ -78,9 +80,15 @@ def evaluator_graph(seed: int = 1) -> onnx.ModelProto:
 
 
 def make_model_dir(
-    path: str | Path, *, seed: int = 0, passed: bool = True, corrupt_onnx: bool = False
+    path: str | Path,
+    *,
+    seed: int = 0,
+    passed: bool = True,
+    corrupt_onnx: bool = False,
+    stamp: bool = True,
 ) -> Path:
-    """Write a model dir (model.onnx, evaluator.onnx, export.json, gate/metrics/dataset.json)."""
+    """Write a model dir (model.onnx, evaluator.onnx, export.json, gate/metrics/dataset.json),
+    stamped as one training run unless `stamp` is False."""
     path = Path(path)
     path.mkdir(parents=True, exist_ok=True)
     onnx_path = path / contract.ONNX_FP32
@@ -107,4 +115,66 @@ def make_model_dir(
     )
     atomic_write_json(path / contract.METRICS, {"fd_ratio": 1.3, "conditional_accuracy": 0.97})
     atomic_write_json(path / contract.DATASET_INFO, {"fingerprint": f"fixture-{seed}"})
+    return stamp_model_dir(path) if stamp else path
+
+
+# --- lineage stamps (contract.STAMPED_FILES) ---------------------------------------------------
+
+
+def is_stamped(path: str | Path) -> bool:
+    """Whether publish accepts the directory's stamps (one run id, checkpoint.pt's sha256)."""
+    from genline.serving.publish_checks import ModelDirError, check_stamps
+
+    try:
+        check_stamps(Path(path))
+    except ModelDirError:
+        return False
+    return True
+
+
+def stamp_model_dir(path: str | Path, run_id: str | None = None) -> Path:
+    """Stamp the four JSON files with one run id and checkpoint.pt's sha256, as `genline train`
+    does (a fixture dir, which has no torch weights, gets placeholder checkpoint bytes)."""
+    path = Path(path)
+    ckpt = path / contract.CHECKPOINT
+    if not ckpt.exists():
+        ckpt.write_bytes(b"fixture checkpoint " + uuid.uuid4().hex.encode())
+    stamps = {
+        contract.RUN_ID_KEY: run_id or uuid.uuid4().hex,
+        contract.CHECKPOINT_SHA256_KEY: sha256_file(ckpt),
+    }
+    for name in contract.STAMPED_FILES:
+        data = read_json(path / name) if (path / name).is_file() else {}
+        atomic_write_json(path / name, {**data, **stamps})
     return path
+
+
+def stamped(src: Path, workdir: Path) -> Path:
+    """`src` itself when training already stamped it, else a stamped copy under `workdir`."""
+    if is_stamped(src):
+        return src
+    return stamp_model_dir(shutil.copytree(src, Path(workdir) / src.name))
+
+
+def copy_model_dir(
+    src: Path, dest: Path, *, tag: str | None = None, classes: list[str] | None = None
+) -> Path:
+    """A stamped copy of a model dir; `tag` makes its served ONNX bytes (and sha256) differ with
+    the same graph, `classes` rewrites the class list export.json and dataset.json record."""
+    dest = Path(shutil.copytree(src, dest))
+    if not is_stamped(dest):
+        stamp_model_dir(dest)
+    export = read_json(dest / contract.EXPORT_REPORT)
+    if tag is not None:
+        variant = export.get("serving_variant", contract.ONNX_FP32)
+        model = onnx.load(str(dest / variant))
+        model.doc_string = f"genline test variant {tag}"
+        onnx.save(model, str(dest / variant))
+        export["files"][variant] = sha256_file(dest / variant)
+    if classes is not None:
+        export["classes"] = list(classes)
+        export["num_classes"] = len(classes)
+        dataset = read_json(dest / contract.DATASET_INFO)
+        atomic_write_json(dest / contract.DATASET_INFO, {**dataset, "classes": list(classes)})
+    atomic_write_json(dest / contract.EXPORT_REPORT, export)
+    return dest

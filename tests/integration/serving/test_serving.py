@@ -294,9 +294,13 @@ def test_gate_failure_and_sha_mismatch_are_refused(triton, published, grpc_clien
     assert res.returncode != 0 and "quality gate" in res.stderr
 
 
-def test_version_swap_under_load_then_rollback(triton, published, model_dir, grpc_client):
+def test_version_swap_under_load_then_rollback(triton, published, model_dir, grpc_client, tmp_path):
     """8 clients hammer the server while a new version is published: zero failures, and every
     response names a version that was loaded at the time. Then roll back with the canary."""
+    import onnx_fixture
+
+    # another ONNX (same graph, other bytes): publishing the serving one again is a no-op
+    newer = onnx_fixture.copy_model_dir(model_dir, tmp_path / "newer", tag="swap")
     old = serving_version(grpc_client)
     stop = threading.Event()
     seen: list[tuple[float, int]] = []
@@ -322,7 +326,8 @@ def test_version_swap_under_load_then_rollback(triton, published, model_dir, grp
     for t in threads:
         t.start()
     time.sleep(1.0)
-    result = publish(model_dir, triton.target)
+    result = publish(newer, triton.target)
+    assert result.created and result.version > old
     t_published = time.monotonic()
     time.sleep(1.5)
     stop.set()

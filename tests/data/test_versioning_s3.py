@@ -58,3 +58,40 @@ def test_missing_bucket_fails_cleanly(tmp_path, digits, s3_endpoint):  # noqa: F
     with pytest.raises(VersioningError, match="not advanced"):
         commit_dataset(cfg, save_npz(digits.subset(np.arange(300)), tmp_path / "a.npz"))
     assert current_version(cfg) is None
+
+
+def test_wrong_credentials_are_reported_as_an_authentication_error(
+    tmp_path, digits, s3_endpoint, monkeypatch  # noqa: F811
+):
+    """moto enforces IAM once INITIAL_NO_AUTH_ACTION_COUNT is reached: a real user's key works,
+    a wrong secret is refused, and verify says it was the credentials, not the data."""
+    import boto3
+    from moto import settings
+
+    from genline.versioning import RemoteAuthError, verify_versions
+
+    endpoint, _ = s3_endpoint
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_PROFILE"):
+        monkeypatch.delenv(name, raising=False)
+    iam = boto3.client("iam", endpoint_url=endpoint, region_name="us-east-1",
+                       aws_access_key_id=ACCESS_KEY, aws_secret_access_key=SECRET_KEY)
+    iam.create_user(UserName="genline")
+    iam.put_user_policy(
+        UserName="genline", PolicyName="s3",
+        PolicyDocument='{"Version": "2012-10-17", "Statement": '
+        '[{"Effect": "Allow", "Action": "s3:*", "Resource": "*"}]}',
+    )
+    key = iam.create_access_key(UserName="genline")["AccessKey"]
+    monkeypatch.setattr(settings, "INITIAL_NO_AUTH_ACTION_COUNT", 0)  # enforce from now on
+
+    def cfg_with(secret: str) -> DvcConfig:
+        return DvcConfig.default(
+            tmp_path, remote_url="s3://genline/datasets", endpoint_url=endpoint,
+            access_key_id=key["AccessKeyId"], secret_access_key=secret,
+        )
+
+    src = save_npz(digits.subset(np.arange(300)), tmp_path / "a.npz")
+    commit_dataset(cfg_with(key["SecretAccessKey"]), src)
+    assert [a.status for a in verify_versions(cfg_with(key["SecretAccessKey"]))] == ["ok", "ok"]
+    with pytest.raises(RemoteAuthError, match="authentication to DVC remote 'genline'.*failed"):
+        verify_versions(cfg_with("not-the-secret"))

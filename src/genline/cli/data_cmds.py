@@ -185,6 +185,36 @@ def checkout_cmd(version: str, out: Path | None, repo: str | None, remote: str |
     click.echo(f"restored {v.md5} ({v.size} bytes, {v.info.get('num_rows', '?')} rows) -> {path}")
 
 
+@data.command("verify")
+@click.argument("version", required=False, default=None)
+@click.option("--repair", is_flag=True, help="Replace corrupt local cache objects with the "
+              "verified remote copy and restore the dataset file.")
+@click.option("--repo", default=None, help="Data repository (default <state>/data_repo).")
+@click.option("--remote", default=None, help="Override the DVC remote URL.")
+def verify_cmd(version: str | None, repair: bool, repo: str | None, remote: str | None) -> None:
+    """Audit dataset VERSION (default: every version): download each object from the remote into
+    an empty cache and re-hash it, then re-hash the local cache. Exit 1 naming bad objects."""
+    from genline.versioning import VersioningError, verify_versions
+
+    cfg = _dvc_config(repo, remote)
+    try:
+        audits = verify_versions(cfg, version, repair=repair)
+    except VersioningError as exc:  # RemoteAuthError says "authentication ... failed"
+        raise click.ClickException(str(exc)) from exc
+    for a in audits:
+        detail = f" (bytes hash to {a.actual})" if a.actual else ""
+        click.echo(f"{a.status:<8} {a.where:<6} {a.name}  version {a.version}{detail}")
+    bad = [a for a in audits if a.bad]
+    if bad:
+        cache_bad = any(a.where == "cache" for a in bad)
+        hint = "; rerun with --repair to restore the cache from the remote" if (
+            cache_bad and not repair) else ""
+        names = ", ".join(f"{a.where}:{a.name} ({a.status})" for a in bad)
+        click.echo(f"FAILED {len(bad)} bad object(s): {names}{hint}", err=True)
+        raise SystemExit(1)
+    click.echo(f"OK {len(audits)} object(s) verified against their recorded md5")
+
+
 @data.command("path")
 @click.argument("version", default="latest")
 @click.option("--repo", default=None, help="Data repository (default <state>/data_repo).")

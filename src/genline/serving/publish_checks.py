@@ -18,9 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from genline import contract
-from genline.fsutil import read_json, sha256_file
-
-_STAMP_KEYS = (contract.RUN_ID_KEY, contract.CHECKPOINT_SHA256_KEY)
+from genline.fsutil import read_json
 
 
 class ModelDirError(ValueError):
@@ -115,54 +113,25 @@ def check_stamps(model_dir: Path) -> tuple[str, str]:
     """The run id and checkpoint sha256 every stamped file agrees on (and checkpoint.pt has).
 
     A directory assembled from two runs (gate.json of one, model.onnx of another) would publish
-    a model under metrics it never earned; the stamps make that visible.
+    a model under metrics it never earned; the stamps (genline.lineage) make that visible.
 
     Returns:
         (run_id, checkpoint_sha256)
 
     Raises:
         ModelDirError: a stamped file is missing or lacks a stamp, the files disagree, or
-            checkpoint.pt's sha256 differs from the stamp.
+            checkpoint.pt's sha256 differs from the stamp; every problem is listed.
     """
-    stamps: dict[str, dict[str, Any]] = {}
-    problems = []
-    for name in contract.STAMPED_FILES:
-        path = model_dir / name
-        if not path.is_file():
-            problems.append(f"{name} is missing")
-            continue
-        data = _read(path)
-        lacking = [k for k in _STAMP_KEYS if not isinstance(data.get(k), str) or not data[k]]
-        if lacking:
-            problems.append(f"{name} lacks {', '.join(lacking)}")
-        stamps[name] = {k: data.get(k) for k in _STAMP_KEYS}
+    from genline.lineage import check_stamps as stamp_problems
+
+    problems = stamp_problems(model_dir)
     if problems:
         raise ModelDirError(
-            f"{model_dir} is not stamped as one training run: {'; '.join(problems)} "
-            "(retrain with `genline train`, which stamps every file)"
+            f"{model_dir} is not one training run's output: {'; '.join(problems)} "
+            "(publish the directory `genline train` wrote, unchanged)"
         )
-    for key in _STAMP_KEYS:
-        by_value: dict[str, list[str]] = {}
-        for name, stamp in stamps.items():
-            by_value.setdefault(stamp[key], []).append(name)
-        if len(by_value) > 1:
-            parts = "; ".join(f"{v!r} in {', '.join(names)}" for v, names in by_value.items())
-            raise ModelDirError(
-                f"{model_dir} mixes training runs: {key} differs between files: {parts}"
-            )
-    run_id = stamps[contract.STAMPED_FILES[0]][contract.RUN_ID_KEY]
-    stamped_sha = stamps[contract.STAMPED_FILES[0]][contract.CHECKPOINT_SHA256_KEY]
-    ckpt = model_dir / contract.CHECKPOINT
-    if not ckpt.is_file():
-        raise ModelDirError(f"{ckpt} is missing (the stamps name checkpoint {stamped_sha!r})")
-    actual = sha256_file(ckpt)
-    if actual != stamped_sha:
-        raise ModelDirError(
-            f"{ckpt} has sha256 {actual!r}, but {', '.join(contract.STAMPED_FILES)} were "
-            f"stamped with {contract.CHECKPOINT_SHA256_KEY} {stamped_sha!r} (run {run_id!r}): "
-            "the checkpoint was replaced after training"
-        )
-    return run_id, stamped_sha
+    first = _read(model_dir / contract.STAMPED_FILES[0])
+    return first[contract.RUN_ID_KEY], first[contract.CHECKPOINT_SHA256_KEY]
 
 
 def check_classes(model_dir: Path, export: dict, dataset: dict) -> list[str] | None:

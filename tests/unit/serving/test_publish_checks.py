@@ -69,9 +69,9 @@ def test_gate_from_another_run_is_refused(tmp_path, target):
     ours = read_json(mixed / contract.METRICS)[contract.RUN_ID_KEY]
     theirs = read_json(other / contract.GATE)[contract.RUN_ID_KEY]
     msg = refused(mixed, target)
-    assert "mixes training runs" in msg and "run_id" in msg
-    assert f"{theirs!r} in gate.json" in msg
-    assert f"{ours!r} in metrics.json, export.json, dataset.json" in msg
+    assert "files come from different training runs" in msg
+    assert f"gate.json: {theirs[:12]}" in msg and f"metrics.json: {ours[:12]}" in msg
+    assert f"export.json: {ours[:12]}" in msg and f"dataset.json: {ours[:12]}" in msg
 
 
 def test_an_edited_checkpoint_stamp_is_refused(tmp_path, target):
@@ -80,14 +80,17 @@ def test_an_edited_checkpoint_stamp_is_refused(tmp_path, target):
     export[contract.CHECKPOINT_SHA256_KEY] = "0" * 64
     atomic_write_json(d / contract.EXPORT_REPORT, export)
     msg = refused(d, target)
-    assert "checkpoint_sha256 differs" in msg and f"{'0' * 64!r} in export.json" in msg
+    assert "export.json was made from checkpoint sha256 000000000000..." in msg
+    assert f"{contract.CHECKPOINT} is {sha256_file(d / contract.CHECKPOINT)[:12]}" in msg
 
 
 def test_missing_stamps_are_refused(tmp_path, target):
     d = onnx_fixture.make_model_dir(tmp_path / "m", stamp=False)
+    assert "checkpoint.pt is missing" in refused(d, target)
+    (d / contract.CHECKPOINT).write_bytes(b"weights from before stamping")
     msg = refused(d, target)
     for name in contract.STAMPED_FILES:
-        assert f"{name} lacks run_id, checkpoint_sha256" in msg
+        assert f"{name} carries no run stamp (run_id, checkpoint_sha256)" in msg
     onnx_fixture.stamp_model_dir(d)
     (d / contract.DATASET_INFO).unlink()
     assert "dataset.json is missing" in refused(d, target)
@@ -98,8 +101,10 @@ def test_a_replaced_checkpoint_is_refused(tmp_path, target):
     stamped = sha256_file(d / contract.CHECKPOINT)
     (d / contract.CHECKPOINT).write_bytes(b"weights of some other run")
     msg = refused(d, target)
-    assert stamped in msg and sha256_file(d / contract.CHECKPOINT) in msg
-    assert "checkpoint was replaced" in msg
+    actual = sha256_file(d / contract.CHECKPOINT)
+    for name in contract.STAMPED_FILES:
+        assert f"{name} was made from checkpoint sha256 {stamped[:12]}..., but" in msg
+    assert f"{contract.CHECKPOINT} is {actual[:12]}..." in msg
 
 
 def test_class_lists_must_agree_with_each_other_and_the_count(tmp_path, target):

@@ -6,10 +6,17 @@
         out.images          # (16, C, H, W) float32 in [0, 1]
         out.model_version   # the version that actually served the request
 
-Deadlines: every attempt carries `timeout_s` as its gRPC deadline, and all attempts together
-stay within `deadline_s`. Retries happen on UNAVAILABLE only (server restarting, connection
-refused), never on bad input or deadline expiry, with the same request id every time so the
-prediction log deduplicates them.
+Deadlines: every attempt carries `timeout_s` as its gRPC deadline (and, as the request parameter
+`genline_deadline`, the epoch time it expires, so the server can log an expired deadline as
+DEADLINE_EXCEEDED rather than a bare CANCELLED), and all attempts together stay within
+`deadline_s`. Retries happen on UNAVAILABLE only (server restarting, connection refused), never
+on bad input or deadline expiry, with the same request id every time so the prediction log
+deduplicates them.
+
+Large requests: more labels than the model's `max_batch_size` (read once from the model config)
+are sent as consecutive chunks of at most that size, request ids `<id>-0`, `<id>-1`, ..., and
+the images come back concatenated in the order of `labels`. Every chunk gets the full
+`timeout_s` and its own retries; `deadline_s` bounds each chunk, not their sum.
 """
 
 from __future__ import annotations
@@ -23,6 +30,7 @@ import numpy as np
 from genline import contract
 
 RETRYABLE = ("StatusCode.UNAVAILABLE",)
+DEADLINE_PARAM = "genline_deadline"  # == backend_model.DEADLINE_PARAM
 
 
 class GenerationError(RuntimeError):
@@ -83,6 +91,7 @@ class GenlineClient:
         self.backoff_s = backoff_s
         self._client = grpcclient.InferenceServerClient(url)
         self._latent_dim: int | None = None
+        self._max_batch: int | None = None
 
     def __enter__(self) -> GenlineClient:
         return self
@@ -106,6 +115,20 @@ class GenlineClient:
             if self._latent_dim is None:
                 raise GenerationError(f"model {self.model} has no input {contract.INPUT_Z!r}")
         return self._latent_dim
+
+    def max_batch_size(self) -> int:
+        """The served model's `max_batch_size` (from its config; 0 means no batching axis).
+
+        Raises:
+            GenerationError: the server cannot be reached or does not serve `model`.
+        """
+        if self._max_batch is None:
+            cfg = self._call(
+                lambda t: self._client.get_model_config(self.model, as_json=True, client_timeout=t)
+            )
+            # as_json renders int fields as ints, but protobuf's JSON may omit a zero value
+            self._max_batch = int(cfg.get("config", {}).get("max_batch_size", 0) or 0)
+        return self._max_batch
 
     def generate(
         self,
@@ -133,11 +156,48 @@ class GenlineClient:
             except RepositoryError as exc:
                 raise GenerationError(str(exc), "INVALID_ARGUMENT") from exc
         labels = np.asarray(labels, dtype=np.int64).reshape(-1)
+        if labels.size == 0:
+            raise GenerationError("no labels: ask for at least one image", "INVALID_ARGUMENT")
         if z is None:
             rng = np.random.default_rng(seed)
             z = rng.standard_normal((len(labels), self.latent_dim())).astype(np.float32)
         z = np.ascontiguousarray(z, dtype=np.float32)
+        if z.ndim != 2 or len(z) != len(labels):
+            raise GenerationError(
+                f"z must have shape [{len(labels)}, latent_dim] (one row per label), "
+                f"got {list(z.shape)}",
+                "INVALID_ARGUMENT",
+            )
         rid = request_id or uuid.uuid4().hex
+        limit = self.max_batch_size()
+        if limit <= 0 or len(labels) <= limit:
+            return self._generate_one(labels, z, seed, version, rid)
+        parts = [
+            self._generate_one(labels[i : i + limit], z[i : i + limit], seed, version, f"{rid}-{k}")
+            for k, i in enumerate(range(0, len(labels), limit))
+        ]
+        versions = {p.model_version for p in parts}
+        if len(versions) > 1 and version is None:
+            # A publish or rollback landed between chunks: the images would mix two models.
+            raise GenerationError(
+                f"the chunks of request {rid} were served by versions {sorted(versions)} (a "
+                "version swap happened meanwhile); retry, or pin a version",
+                "ABORTED",
+                rid,
+                sum(p.attempts for p in parts),
+            )
+        return Generation(
+            images=np.concatenate([p.images for p in parts]),
+            labels=labels,
+            model_version=parts[0].model_version,
+            request_id=rid,
+            attempts=sum(p.attempts for p in parts),
+        )
+
+    def _generate_one(
+        self, labels: np.ndarray, z: np.ndarray, seed, version, rid: str
+    ) -> Generation:
+        """One inference request (at most max_batch_size labels), with deadline and retries."""
         inputs = [
             self._grpc.InferInput(contract.INPUT_LABEL, [len(labels), 1], "INT64"),
             self._grpc.InferInput(contract.INPUT_Z, list(z.shape), "FP32"),
@@ -145,11 +205,13 @@ class GenlineClient:
         inputs[0].set_data_from_numpy(labels.reshape(-1, 1))
         inputs[1].set_data_from_numpy(z)
         outputs = [self._grpc.InferRequestedOutput(contract.OUTPUT_IMAGE)]
-        params = {"seed": int(seed)} if seed is not None else None
         attempts = {"n": 0}
 
         def call(timeout):
             attempts["n"] += 1
+            params = {DEADLINE_PARAM: time.time() + timeout}
+            if seed is not None:
+                params["seed"] = int(seed)
             return self._client.infer(
                 self.model,
                 inputs,

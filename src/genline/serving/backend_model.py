@@ -5,11 +5,19 @@ the code it passed its canary with. It runs inside the backend stub, whose Pytho
 (see server.py), so numpy, onnxruntime and genline import normally.
 
 Per `execute` call (one dynamic batch of requests):
-  1. each request is validated on its own (label range, NaN/Inf, batch agreement, empty batch);
-     a bad request gets an INVALID_ARGUMENT error and does not disturb its batch-mates;
-  2. the valid requests run as one ONNX Runtime call;
-  3. one prediction-log record per request is appended to the spool (one write syscall each;
-     Parquet and evaluator features happen later, off the request path).
+  1. a request Triton already marks cancelled (the client cancelled it, or its gRPC deadline
+     expired and the frontend cancelled it) gets a CANCELLED error and is not run;
+  2. each other request is validated on its own (label range, NaN/Inf, batch agreement, empty
+     batch); a bad request gets an INVALID_ARGUMENT error and does not disturb its batch-mates;
+  3. cancellation is checked again right before the generator runs (and between the slices of
+     the test-only pause), then the valid requests run as one ONNX Runtime call;
+  4. one prediction-log record per request is appended to the spool (one write syscall each;
+     Parquet and evaluator features happen later, off the request path), with its outcome in
+     `status`: OK, INVALID_ARGUMENT, CANCELLED or INTERNAL.
+
+The server cannot tell a client's explicit cancel from an expired deadline: Triton's gRPC
+frontend turns both into the same cancellation, so both are logged as CANCELLED (what the
+server knows), with the point at which it noticed in `error`.
 """
 
 from __future__ import annotations
@@ -25,6 +33,20 @@ import numpy as np
 LABEL, Z, IMAGE = "label", "z", "image"  # == genline.contract names; kept literal on purpose
 WARMUP = "genline_warmup"  # == genline.serving.config.WARMUP_INPUT
 SERVING_META = "serving.json"
+# Test hook, honoured only when set in the server's environment at start (read in initialize):
+# every execute() pauses this many seconds before running the generator, in slices of
+# PAUSE_SLICE_S with a cancellation check after each, so deadline, cancellation and shutdown
+# tests are deterministic instead of racing a sub-millisecond model. With the hook on (and only
+# then), a request parameter TEST_DELAY_PARAM sets the pause of the batch it is in; a pause
+# ends early once every request of the batch is cancelled.
+TEST_DELAY_ENV = "GENLINE_TEST_EXECUTE_DELAY_S"
+TEST_DELAY_PARAM = "genline_test_delay_s"
+PAUSE_SLICE_S = 0.01
+# Request parameter the genline client sends: its per-attempt deadline as epoch seconds (its
+# own clock). Only used to name a cancellation DEADLINE_EXCEEDED when that time has passed.
+DEADLINE_PARAM = "genline_deadline"
+CANCELLED_QUEUED = "cancelled before the batch ran (client cancel or expired gRPC deadline)"
+CANCELLED_PAUSED = "cancelled while the batch waited (client cancel or expired gRPC deadline)"
 
 
 class InputError(ValueError):
@@ -64,6 +86,34 @@ def validate(
     return labels, z
 
 
+def test_delay_s(environ: dict[str, str] | None = None) -> float | None:
+    """The test-only pause per execute() from `GENLINE_TEST_EXECUTE_DELAY_S`.
+
+    Returns:
+        Seconds (>= 0), or None when the variable is unset (the hook is off).
+
+    Raises:
+        ValueError: the variable is set but not a finite number of seconds >= 0 (the model then
+            fails to load, loudly, instead of serving without the pause a test relies on).
+    """
+    raw = (os.environ if environ is None else environ).get(TEST_DELAY_ENV, "").strip()
+    if not raw:
+        return None
+    try:
+        value = float(raw)
+    except ValueError:
+        value = float("nan")
+    if not np.isfinite(value) or value < 0:
+        raise ValueError(f"{TEST_DELAY_ENV}={raw!r}: expected seconds >= 0, e.g. 0.5")
+    return value
+
+
+def is_cancelled(request) -> bool:
+    """Whether Triton marked `request` cancelled (False on backends without the API)."""
+    check = getattr(request, "is_cancelled", None)
+    return bool(check()) if check is not None else False
+
+
 class TritonPythonModel:
     def initialize(self, args):
         import onnxruntime as ort
@@ -79,6 +129,7 @@ class TritonPythonModel:
         self.num_classes = int(meta["num_classes"])
         self.latent_dim = int(meta["latent_dim"])
         self.image_shape = [int(d) for d in meta["image_shape"]]
+        self.test_delay_s = test_delay_s()
         params = {
             k: v.get("string_value", "") for k, v in self.model_config.get("parameters", {}).items()
         }
@@ -127,7 +178,13 @@ class TritonPythonModel:
         valid = []
         for i, request in enumerate(requests):
             rid = request.request_id() or f"genline-{uuid.uuid4().hex}"
-            seed = _seed(request)
+            params = _params(request)
+            seed = _number(params, "seed", int)
+            if is_cancelled(request):
+                status, msg = _cancel_outcome(CANCELLED_QUEUED, params)
+                responses[i] = _error(pb_utils, msg, "CANCELLED")
+                records[i] = self._record(rid, seed, now, status, msg)
+                continue
             try:
                 t_label = pb_utils.get_input_tensor_by_name(request, LABEL)
                 t_z = pb_utils.get_input_tensor_by_name(request, Z)
@@ -137,10 +194,12 @@ class TritonPythonModel:
                     self.num_classes,
                     self.latent_dim,
                 )
-                valid.append((i, rid, seed, labels, z))
+                valid.append((i, rid, seed, labels, z, params))
             except InputError as exc:
-                responses[i] = _error(pb_utils, str(exc), invalid=True)
+                responses[i] = _error(pb_utils, str(exc), "INVALID_ARG")
                 records[i] = self._record(rid, seed, now, "INVALID_ARGUMENT", str(exc))
+        if valid and self.test_delay_s is not None:
+            valid = self._pause(requests, valid, responses, records, pb_utils, now)
         if valid:
             labels = np.concatenate([v[3] for v in valid])
             zs = np.concatenate([v[4] for v in valid])
@@ -148,13 +207,13 @@ class TritonPythonModel:
                 images = self._run(labels, zs)
             except Exception as exc:  # the whole batch failed inside ORT
                 msg = f"generator failed: {exc}"
-                for i, rid, seed, _, _ in valid:
-                    responses[i] = _error(pb_utils, msg, invalid=False)
+                for i, rid, seed, *_ in valid:
+                    responses[i] = _error(pb_utils, msg, "INTERNAL")
                     records[i] = self._record(rid, seed, now, "INTERNAL", msg)
                 valid = []
             latency_ms = round((time.perf_counter() - start) * 1e3, 3)
             offset = 0
-            for i, rid, seed, lab, z in valid:
+            for i, rid, seed, lab, z, _ in valid:
                 n = len(lab)
                 img = images[offset : offset + n]
                 offset += n
@@ -173,6 +232,43 @@ class TritonPythonModel:
             except Exception as exc:  # logging must never fail a response; say so loudly
                 print(f"genline predlog: write failed: {exc!r}", flush=True)
         return responses
+
+    def _pause(self, requests, valid, responses, records, pb_utils, now):
+        """The test-only pause: sleep in slices, dropping requests cancelled meanwhile.
+
+        Each request waits for its own `genline_test_delay_s` (else the server's default); the
+        batch pauses while any request still wanting to wait is not cancelled.
+
+        Returns:
+            The entries of `valid` still wanted after the pause (the rest have their CANCELLED
+            response and record filled in).
+        """
+        begin = time.monotonic()
+
+        def hold(entry) -> float:
+            wanted = _number(entry[5], TEST_DELAY_PARAM, float)
+            return wanted if wanted is not None and wanted >= 0 else self.test_delay_s
+
+        ids = ",".join(entry[1] for entry in valid)
+        longest = max(hold(entry) for entry in valid)
+        # Tests wait for this line in the server log to know their requests are in execute().
+        print(f"genline test hook: pausing {ids} for {longest:.3f} s", flush=True)
+        while valid:
+            left = begin + max(hold(entry) for entry in valid) - time.monotonic()
+            if left <= 0:
+                break
+            time.sleep(min(PAUSE_SLICE_S, left))
+            still = []
+            for entry in valid:
+                i, rid, seed = entry[:3]
+                if is_cancelled(requests[i]):
+                    status, msg = _cancel_outcome(CANCELLED_PAUSED, entry[5])
+                    responses[i] = _error(pb_utils, msg, "CANCELLED")
+                    records[i] = self._record(rid, seed, now, status, msg)
+                else:
+                    still.append(entry)
+            valid = still
+        return valid
 
     def _summaries(self, labels, z, images):
         from genline.serving.predlog import encode_images, summarize
@@ -198,16 +294,44 @@ class TritonPythonModel:
             log.close(compact_now=True)
 
 
-def _seed(request) -> int | None:
+def _params(request) -> dict:
+    """The request's parameters (a dict; {} when absent or unreadable)."""
     try:
         params = json.loads(request.parameters() or "{}")
     except (ValueError, AttributeError):
-        return None
-    seed = params.get("seed")
-    return int(seed) if isinstance(seed, int | float) and not isinstance(seed, bool) else None
+        return {}
+    return params if isinstance(params, dict) else {}
 
 
-def _error(pb_utils, message: str, invalid: bool):
-    code = getattr(pb_utils.TritonError, "INVALID_ARG" if invalid else "INTERNAL", None)
+def _number(params: dict, key: str, kind: type):
+    """params[key] as `kind` (int or float) when it is a number, else None."""
+    value = params.get(key)
+    if isinstance(value, int | float) and not isinstance(value, bool) and np.isfinite(value):
+        return kind(value)
+    return None
+
+
+def _cancel_outcome(where: str, params: dict) -> tuple[str, str]:
+    """(status, message) for a request Triton cancelled.
+
+    Triton's gRPC frontend cancels a request both when the client cancels it and when its gRPC
+    deadline expires, and the model cannot tell which. When the client declared its deadline
+    (`genline_deadline`, epoch seconds) and the server's clock is past it, the record says
+    DEADLINE_EXCEEDED; otherwise CANCELLED, which is all the server knows.
+    """
+    deadline = _number(params, DEADLINE_PARAM, float)
+    now = time.time()
+    if deadline is not None and now >= deadline:
+        late_ms = (now - deadline) * 1e3
+        return (
+            "DEADLINE_EXCEEDED",
+            f"{where}: the client's deadline passed {late_ms:.1f} ms earlier (server clock)",
+        )
+    return "CANCELLED", where
+
+
+def _error(pb_utils, message: str, code_name: str):
+    """An error response with TritonError.<code_name> (INVALID_ARG, CANCELLED, INTERNAL)."""
+    code = getattr(pb_utils.TritonError, code_name, None)
     err = pb_utils.TritonError(message, code) if code is not None else pb_utils.TritonError(message)
     return pb_utils.InferenceResponse(output_tensors=[], error=err)

@@ -218,6 +218,9 @@ def compute_metrics(sample_fn: SampleFn, splits: Splits, evaluator: Evaluator,
     if generated.shape != (n, *test.image_shape):
         raise ValueError(f"generator produced shape {generated.shape}, expected "
                          f"{(n, *test.image_shape)}")
+    bad = ~np.isfinite(generated).reshape(n, -1).all(1)
+    if bad.any():  # scoring NaN images is meaningless (and scipy's sqrtm crawls on NaN)
+        raise ValueError(f"generator produced NaN/Inf pixels in {int(bad.sum())} of {n} images")
     p_gen, f_gen = evaluator_outputs(evaluator, generated)
     p_test, f_test = evaluator_outputs(evaluator, test.images)
     _, f_train = evaluator_outputs(evaluator, train.images)

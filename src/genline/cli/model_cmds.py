@@ -64,7 +64,8 @@ def _fmt(v: Any) -> str:
 
 def print_metrics(metrics: dict[str, Any], gate: dict[str, Any] | None = None) -> None:
     keys = ("fd", "fd_real", "fd_ratio", "conditional_accuracy", "evaluator_accuracy",
-            "conditional_accuracy_ratio", "diversity_ratio", "nn_distance_ratio", "num_samples")
+            "conditional_accuracy_ratio", "diversity_ratio", "nn_distance_ratio", "num_samples",
+            "min_test_images_per_class")
     width = max(len(k) for k in keys)
     click.echo("metric".ljust(width) + "  value")
     for k in keys:

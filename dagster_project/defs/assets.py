@@ -19,11 +19,12 @@ from genline.ingest import (
     sample_grid_png,
 )
 from genline.validation import ReferenceStats
-from genline.versioning import TRACKED_NAME, commit_dataset, current_version
+from genline.versioning import TRACKED_NAME, VersioningError, commit_dataset, current_version
 
 from .checks import incoming_batch_check_specs
 from .partitions import daily_partitions
 from .resources import AlertSinkResource, DvcRemoteResource, GenlineStateResource
+from .retries import TRANSIENT_RETRY, as_failure
 
 
 class TrainingDatasetConfig(dg.Config):
@@ -124,7 +125,12 @@ def incoming_batch(
     )
 
 
-@dg.asset(deps=[incoming_batch], group_name="data", kinds={"dvc", "numpy"})
+@dg.asset(
+    deps=[incoming_batch],
+    group_name="data",
+    kinds={"dvc", "numpy"},
+    retry_policy=TRANSIENT_RETRY,
+)
 def training_dataset(
     context: dg.AssetExecutionContext,
     config: TrainingDatasetConfig,
@@ -142,8 +148,8 @@ def training_dataset(
     as_of = config.as_of or None
     try:
         ds = build_training_dataset(store, as_of)
-    except DataError as exc:
-        raise dg.Failure(description=str(exc)) from exc
+    except DataError as exc:  # about the data: a retry would see the same batches
+        raise dg.Failure(description=str(exc), allow_retries=False) from exc
     days = accepted_days(store, as_of)
     staging = root / "staging" / f"training_dataset-{os.getpid()}-{context.run.run_id[:8]}.npz"
     save_npz(ds, staging)
@@ -164,6 +170,10 @@ def training_dataset(
                 f"({days[0]}..{days[-1]})"
             ),
         )
+    except VersioningError as exc:
+        staging.unlink(missing_ok=True)
+        raise as_failure(exc) from exc
+    try:
         published = root / "datasets" / version.md5
         path = published / TRACKED_NAME
         if not path.exists():

@@ -17,6 +17,7 @@ import dagster as dg
 from genline.versioning import current_version
 
 from .resources import DvcRemoteResource, GenlineStateResource
+from .retries import TRANSIENT_RETRY
 
 GATE_CHECK = "passes_quality_gate"
 HEADLINE_METRICS = ("fd_ratio", "conditional_accuracy", "evaluator_accuracy", "diversity_ratio")
@@ -68,6 +69,9 @@ def _png_markdown(path: Path) -> str:
     deps=["training_dataset"],
     group_name="training",
     kinds={"kubeflow", "pytorch", "onnx"},
+    # Triton (publish) and a KFP cluster are remote: an OSError from them retries; a failed
+    # pipeline run or gate is a Failure(allow_retries=False) below.
+    retry_policy=TRANSIENT_RETRY,
     check_specs=[
         dg.AssetCheckSpec(
             GATE_CHECK,
@@ -92,7 +96,8 @@ def generator_model(
     if version is None:
         raise dg.Failure(
             description=f"no training_dataset version in {dvc.repo_dir} yet: "
-            "materialize training_dataset first"
+            "materialize training_dataset first",
+            allow_retries=False,
         )
     params = {"dataset_version": version.md5, "dvc_repo": str(dvc.repo_dir), **config.params()}
     context.log.info(f"training pipeline on dataset version {version.md5}: {params}")
@@ -115,6 +120,7 @@ def generator_model(
             description=f"pipeline run {run.run_id} failed; see the step logs above "
             f"and {run.run_dir}",
             metadata=metadata,
+            allow_retries=False,  # minutes of training; the step logs say what to fix
         )
     if run.mode == "cluster":  # metrics and artifacts live in the cluster's KFP UI and store
         passed = str(run.state).upper() == "SUCCEEDED"

@@ -53,7 +53,15 @@ _GIT_ID = [
 
 
 class VersioningError(RuntimeError):
-    """A dataset version could not be recorded or restored; the message says what to fix."""
+    """A dataset version could not be recorded or restored; the message says what to fix.
+
+    `transient` is True when trying again later may succeed (the remote or the lock was
+    unavailable), False for problems a retry cannot fix.
+    """
+
+    def __init__(self, message: str, transient: bool = False) -> None:
+        super().__init__(message)
+        self.transient = transient
 
 
 @dataclass(frozen=True)
@@ -149,7 +157,8 @@ def repo_lock(cfg: DvcConfig) -> Iterator[None]:
                     raise VersioningError(
                         f"{cfg.repo_dir}: another materialization has held the dataset lock "
                         f"{cfg.lock_path} for over {cfg.lock_timeout_s:g} s; retry when it "
-                        "finishes"
+                        "finishes",
+                        transient=True,
                     ) from None
                 time.sleep(0.05)
         try:
@@ -325,7 +334,8 @@ def commit_dataset(
                     raise kind(
                         f"dvc push to remote {cfg.remote_name!r} ({cfg.remote_url}) failed: "
                         f"{type(exc).__name__}: {exc}{why}. The dataset version was not "
-                        "advanced; check that the remote is reachable and writable"
+                        "advanced; check that the remote is reachable and writable",
+                        transient=kind is not RemoteAuthError,
                     ) from exc
             # The object is in the remote but no version names it yet: a kill here must leave
             # the previous version current and the rerun record this one exactly once.

@@ -9,8 +9,9 @@
 Deadlines: every attempt carries `timeout_s` as its gRPC deadline (and, as the request parameter
 `genline_deadline`, the epoch time it expires, so the server can log an expired deadline as
 DEADLINE_EXCEEDED rather than a bare CANCELLED), and all attempts together stay within
-`deadline_s`. Retries happen on UNAVAILABLE only (server restarting, connection refused), never
-on bad input or deadline expiry, with the same request id every time so the prediction log
+`deadline_s`. Retries happen on UNAVAILABLE (server restarting, connection refused) and on the
+NOT_FOUND "no available versions" of a server shutting down, never on bad input or deadline
+expiry, with the same request id every time so the prediction log
 deduplicates them.
 
 Large requests: more labels than the model's `max_batch_size` (read once from the model config)
@@ -30,6 +31,9 @@ import numpy as np
 from genline import contract
 
 RETRYABLE = ("StatusCode.UNAVAILABLE",)
+# Triton answers NOT_FOUND with this while a shutting-down server has already unloaded the model
+# (measured on 2.51 between SIGTERM and the gRPC endpoint closing): retried like UNAVAILABLE.
+NO_VERSIONS = "has no available versions"
 DEADLINE_PARAM = "genline_deadline"  # == backend_model.DEADLINE_PARAM
 
 
@@ -249,7 +253,8 @@ class GenlineClient:
                 return fn(min(self.timeout_s, left))
             except InferenceServerException as exc:
                 status = str(exc.status() or "")
-                if status in RETRYABLE and attempt < self.retries:
+                unloaded = status == "StatusCode.NOT_FOUND" and NO_VERSIONS in str(exc.message())
+                if (status in RETRYABLE or unloaded) and attempt < self.retries:
                     time.sleep(min(delay, max(0.0, left)))
                     delay *= 2
                     continue

@@ -39,6 +39,11 @@ PIDFILE = "triton.json"
 TOKENFILE = "triton_admin_token"
 RESTRICTED_GRPC = "model-repository,logging,trace"
 RESTRICTED_HTTP = "model-repository,logging,trace"
+# Beyond --exit-timeout-secs, how long stop() waits before SIGKILL: model unload (finalize seals
+# the prediction-log spool) takes a few seconds after the last in-flight request. Triton 2.51 does
+# not exit cleanly when the exit timeout expires with requests still running (it aborts and can
+# hang in its crash handler), so this bound is what guarantees stop() returns.
+STOP_GRACE_S = 15.0
 
 
 class ServerError(RuntimeError):
@@ -384,6 +389,8 @@ def start(cfg: ServerConfig, *, wait_s: float = 180.0) -> ServerHandle:
             "grpc": cfg.grpc_url,
             "http": cfg.http_url,
             "metrics": f"http://{cfg.host}:{cfg.metrics_port}/metrics",
+            "predlog_dir": str(cfg.resolved_predlog_dir()),
+            "exit_timeout_s": cfg.exit_timeout_s,
             "started": time.time(),
         },
     )
@@ -435,6 +442,13 @@ def _terminate(pid: int, timeout_s: float) -> bool:
         if not pid_alive(pid):
             return True
         time.sleep(0.1)
+    _kill_group(pid)
+    time.sleep(0.2)
+    return not pid_alive(pid)
+
+
+def _kill_group(pid: int) -> None:
+    """SIGKILL Triton's process group (it runs in its own session, with its backend stubs)."""
     try:
         os.killpg(pid, signal.SIGKILL)
     except (ProcessLookupError, PermissionError):
@@ -442,15 +456,28 @@ def _terminate(pid: int, timeout_s: float) -> bool:
             os.kill(pid, signal.SIGKILL)
         except ProcessLookupError:
             pass
-    time.sleep(0.2)
-    return not pid_alive(pid)
 
 
-def stop(run_dir: Path | None = None, timeout_s: float = 30.0) -> dict | None:
-    """Stop the Triton recorded in `run_dir` (graceful SIGTERM, then SIGKILL).
+def stop(run_dir: Path | None = None, timeout_s: float | None = None) -> dict | None:
+    """Stop the Triton recorded in `run_dir`, then compact its prediction log.
+
+    SIGTERM starts Triton's graceful shutdown: it stops taking new requests (UNAVAILABLE "Server
+    exiting"), lets in-flight ones finish for up to `--exit-timeout-secs`, unloads the model
+    (whose finalize seals the spool segment) and exits. After `timeout_s` the whole process group
+    (server and backend stubs) is killed. Either way every record already written is in the
+    spool, and it is compacted into Parquet before this returns.
+
+    Args:
+        run_dir: the run dir the server was started from (default `genline.paths.run_dir()`).
+        timeout_s: seconds before SIGKILL; default the server's exit timeout + STOP_GRACE_S.
 
     Returns:
-        The pid-file record of what was stopped, or None when nothing was running.
+        The pid-file record of what was stopped (with `compacted`: compaction counts), or None
+        when nothing was running.
+
+    Raises:
+        ServerError: the server stopped but its prediction log could not be compacted (nothing
+            is lost: the spool keeps the records for the next compaction).
     """
     from genline.paths import run_dir as default_run_dir
 
@@ -458,17 +485,41 @@ def stop(run_dir: Path | None = None, timeout_s: float = 30.0) -> dict | None:
     info = running_server(run_dir)
     if info is None:
         return None
+    if timeout_s is None:
+        timeout_s = float(info.get("exit_timeout_s", ServerConfig.exit_timeout_s)) + STOP_GRACE_S
     _terminate(int(info["pid"]), timeout_s)
     (run_dir / PIDFILE).unlink(missing_ok=True)
+    if info.get("predlog_dir"):
+        info["compacted"] = compact_predictions(Path(info["predlog_dir"]))
     return info
+
+
+def compact_predictions(predlog_dir: Path) -> dict[str, int]:
+    """Compact a stopped server's spool (sealed segments and those of dead writers) to Parquet.
+
+    Raises:
+        ServerError: naming the directory and the command that retries it.
+    """
+    from genline.serving import predlog
+
+    try:
+        return predlog.compact(predlog_dir, wait=True)
+    except Exception as exc:
+        raise ServerError(
+            f"Triton stopped, but compacting the prediction log in {predlog_dir} failed: {exc!r}. "
+            f"Nothing is lost (the spool keeps every record); retry with "
+            f"`python -m genline.serving.predlog compact {predlog_dir}`"
+        ) from exc
 
 
 def run_foreground(cfg: ServerConfig) -> int:
     """`genline serve`: start, forward SIGINT/SIGTERM to Triton, wait, clean up; exit code."""
-    state: dict = {"sig": None, "pid": None}
+    state: dict = {"sig": None, "pid": None, "since": None}
 
     def forward(signum, _frame):
         state["sig"] = signum
+        if state["since"] is None:
+            state["since"] = time.monotonic()
         if state["pid"] is not None:
             try:
                 os.kill(state["pid"], signal.SIGTERM)
@@ -488,12 +539,17 @@ def run_foreground(cfg: ServerConfig) -> int:
         while pid_alive(handle.pid):
             if handle.process is not None and handle.process.poll() is not None:
                 break
+            since = state["since"]
+            if since is not None and time.monotonic() - since > cfg.exit_timeout_s + STOP_GRACE_S:
+                _kill_group(handle.pid)  # past its exit timeout Triton may hang instead of exiting
             time.sleep(0.2)
     finally:
         for s, h in old.items():
             signal.signal(s, h)
         if handle is not None and not pid_alive(handle.pid):
             (cfg.resolved_run_dir() / PIDFILE).unlink(missing_ok=True)
+    if handle is not None and not pid_alive(handle.pid):
+        compact_predictions(cfg.resolved_predlog_dir())  # what the last requests left in the spool
     code = handle.process.returncode if handle.process is not None else 0
     return 0 if state["sig"] is not None else (code or 0)
 

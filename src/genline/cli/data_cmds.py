@@ -300,14 +300,37 @@ def _print_model(model: dict) -> None:
                                    "failed (details above and in the Dagster UI)")
 
 
+def is_loopback(host: str) -> bool:
+    """Whether `host` names only this machine (127.0.0.0/8, ::1 or localhost)."""
+    import ipaddress
+
+    if host.strip().lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:  # a host name other than localhost may resolve anywhere
+        return False
+
+
 @click.command("ui")
-@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Address to bind; only loopback unless --allow-remote.")
 @click.option("--port", type=int, default=3000, show_default=True)
+@click.option("--allow-remote", is_flag=True, help="Allow a non-loopback --host. The UI has no "
+              "authentication and can launch runs: put it behind an authenticating proxy.")
 @click.option("--background", is_flag=True, help="Start in the background (pid file in run dir).")
 @click.option("--stop", is_flag=True, help="Stop a UI started with --background.")
-def ui(host: str, port: int, background: bool, stop: bool) -> None:
-    """Start the Dagster UI (`dagster dev`) on genline's code location."""
+def ui(host: str, port: int, allow_remote: bool, background: bool, stop: bool) -> None:
+    """Start the Dagster UI (`dagster dev`) on genline's code location, on loopback only."""
     from genline.paths import run_dir
+
+    if not stop and not is_loopback(host) and not allow_remote:
+        raise click.BadParameter(
+            f"{host!r} is not a loopback address: the Dagster UI has no authentication and can "
+            "launch and wipe runs, so genline binds it to 127.0.0.1 only. Pass --allow-remote "
+            "to bind it elsewhere anyway (behind an authenticating proxy), or use an SSH tunnel",
+            param_hint="--host",
+        )
 
     pid_file = run_dir() / UI_PID_FILE
     if stop:

@@ -183,8 +183,16 @@ def test_triton_serves_grpc_with_explicit_model_control_and_health_probes(target
     (c,) = dep["spec"]["template"]["spec"]["containers"]
     assert c["image"].startswith("nvcr.io/nvidia/tritonserver:")
     assert "--model-control-mode=explicit" in c["args"]
-    for probe in ("readinessProbe", "livenessProbe", "startupProbe"):
-        assert c[probe]["httpGet"]["path"] == "/v2/health/ready", probe
+    model_ready = "/v2/models/genline_generator/ready"
+    assert c["livenessProbe"]["httpGet"]["path"] == "/v2/health/live"
+    assert c["readinessProbe"]["httpGet"]["path"] == model_ready
+    assert c["startupProbe"]["httpGet"]["path"] == model_ready
+    assert f"--load-model={model_ready.split('/')[3]}" in c["args"]
+    # model loading (and an S3 download) gets minutes before liveness can restart the pod
+    startup = c["startupProbe"]
+    assert startup["failureThreshold"] * startup["periodSeconds"] >= 300
+    live = c["livenessProbe"]
+    assert live["failureThreshold"] * live["periodSeconds"] >= 30
     assert {"cpu", "memory"} <= set(c["resources"]["requests"]) <= set(c["resources"]["limits"])
     # The repository-control API is restricted on both protocols.
     assert any(a.startswith("--grpc-restricted-protocol=model-repository") for a in c["args"])
@@ -204,6 +212,18 @@ def test_triton_serves_grpc_with_explicit_model_control_and_health_probes(target
         "name": "triton",
     }
     assert hpa["spec"]["minReplicas"] <= hpa["spec"]["maxReplicas"]
+
+
+@pytest.mark.parametrize("target", TARGETS)
+def test_triton_shutdown_fits_in_the_grace_period(target):
+    spec = find(render(target), "Deployment", "triton")["spec"]["template"]["spec"]
+    (c,) = spec["containers"]
+    (exit_arg,) = [a for a in c["args"] if a.startswith("--exit-timeout-secs=")]
+    exit_timeout = int(exit_arg.split("=", 1)[1])
+    pre_stop = c["lifecycle"]["preStop"]["sleep"]["seconds"]
+    assert pre_stop >= 1  # the Service stops routing before Triton starts refusing
+    # preStop, then in-flight requests for up to the exit timeout, then unload + spool seal
+    assert spec["terminationGracePeriodSeconds"] >= pre_stop + exit_timeout + 10
 
 
 def test_gpu_only_in_prod_gpu_and_model_repository_from_s3_there():

@@ -76,10 +76,7 @@ def model_dir(request, tmp_path_factory) -> Path:
     """A gated model directory: the ci preset shared by all areas (tests/conftest.py)."""
     if os.environ.get("GENLINE_SERVING_TEST_MODEL") == "fixture":
         return onnx_fixture.make_model_dir(tmp_path_factory.mktemp("fixture_model"))
-    # until `genline train` stamps run_id/checkpoint_sha256 (then this returns the dir itself)
-    return onnx_fixture.stamped(
-        request.getfixturevalue("ci_model_dir"), tmp_path_factory.mktemp("stamped_model")
-    )
+    return request.getfixturevalue("ci_model_dir")
 
 
 @pytest.fixture(scope="session")

@@ -149,13 +149,6 @@ def stamp_model_dir(path: str | Path, run_id: str | None = None) -> Path:
     return path
 
 
-def stamped(src: Path, workdir: Path) -> Path:
-    """`src` itself when training already stamped it, else a stamped copy under `workdir`."""
-    if is_stamped(src):
-        return src
-    return stamp_model_dir(shutil.copytree(src, Path(workdir) / src.name))
-
-
 def copy_model_dir(
     src: Path, dest: Path, *, tag: str | None = None, classes: list[str] | None = None
 ) -> Path:

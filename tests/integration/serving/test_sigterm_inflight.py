@@ -10,6 +10,7 @@ log, so the requests are known to be in flight when the signal goes out.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import subprocess
 import sys
@@ -119,3 +120,34 @@ def test_sigterm_completes_in_flight_requests_and_logs_every_completed_one(hooke
     assert completed <= set(stored.request_id)
     mine = stored[stored.request_id.isin(completed)]
     assert set(mine.status) == {"OK"} and len(mine) == 2 * len(completed)
+
+
+def test_a_request_past_the_exit_timeout_fails_cleanly_and_stop_returns(
+    tmp_path, model_dir, served_factory, monkeypatch
+):
+    served = served_factory(tmp_path)
+    served.cfg = dataclasses.replace(served.cfg, exit_timeout_s=1)
+    monkeypatch.setenv(backend_model.TEST_DELAY_ENV, "0")
+    srv.start(served.cfg)
+    try:
+        publish(model_dir, served.target)
+        outcomes: dict = {}
+        send(served, "before-stop", 0.0, outcomes)
+        stuck = threading.Thread(target=send, args=(served, "past-exit", 60.0, outcomes))
+        stuck.start()
+        wait_for_log_line(served, "pausing past-exit")
+        pid = int(srv.running_server(served.cfg.resolved_run_dir())["pid"])
+        # default timeout: the recorded exit timeout (1 s) + STOP_GRACE_S, then SIGKILL
+        info = srv.stop(served.cfg.resolved_run_dir())
+        stuck.join(30)
+    finally:
+        srv.stop(served.cfg.resolved_run_dir(), timeout_s=10)
+    assert not stuck.is_alive(), "the client hung after the server was killed"
+    assert not pid_alive(pid)
+    assert outcomes["before-stop"][0] == "OK"
+    assert outcomes["past-exit"][0] == "StatusCode.UNAVAILABLE", outcomes
+    assert info["compacted"]["segments"] >= 1  # the killed stub's open segment, compacted
+    pdir = served.cfg.resolved_predlog_dir()
+    stored = predlog.read_predictions(pdir, compact_first=False, include_live=False)
+    assert "before-stop" in set(stored.request_id)
+    assert "past-exit" not in set(stored.request_id)  # it never completed: nothing to log

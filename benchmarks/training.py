@@ -80,7 +80,7 @@ def main() -> None:
         model, _ = load_generator(r.checkpoint)
         m = compute_metrics(torch_sample_fn(model), splits, evaluator, model.cfg.latent_dim,
                             EvalConfig())
-        rows.append((name, cfg.hidden, cfg.depth, r.iterations, r.seconds,
+        rows.append((name, cfg.generator.hidden, cfg.generator.depth, r.iterations, r.seconds,
                      r.iterations / r.seconds, m))
         onnx_path = tmp / name / contract.ONNX_FP32
         export_generator(model, onnx_path)

@@ -142,7 +142,7 @@ def export_onnx(
 @component
 def build_tensorrt(onnx_model: Input[Model], engine: Output[Model], target: str = "cpu"):
     """Build a TensorRT engine for the GPU target; on CPU record why none was built."""
-    from components.tensorrt_engine import build_engine
+    from genline.tensorrt_engine import build_engine
 
     report = build_engine(f"{onnx_model.path}/model.onnx", engine.path, target)
     engine.metadata.update({k: v for k, v in report.items() if not isinstance(v, dict | list)})

@@ -12,7 +12,7 @@ import copy
 import json
 import math
 import time
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +32,9 @@ class TrainConfig:
     """Training hyper-parameters; `PRESETS` names the supported combinations.
 
     Attributes:
-        hidden, depth, sample_steps, guidance: generator architecture (see GeneratorConfig).
+        generator: the architecture (hidden, depth, time_dim, sample_steps, guidance); its data
+            fields (num_classes, channels, image_size) are taken from the dataset at train time.
+            Every architecture default lives in GeneratorConfig alone.
         iterations: optimizer steps (the main budget).
         max_seconds: wall-time cap; training stops early when it is reached.
         batch_size: global batch size (split across data-parallel ranks).
@@ -44,10 +46,7 @@ class TrainConfig:
         seed: seeds data order, noise and initialisation.
     """
 
-    hidden: int = 512
-    depth: int = 3
-    sample_steps: int = 10
-    guidance: float = 0.5
+    generator: GeneratorConfig = field(default_factory=GeneratorConfig)
     iterations: int = 6000
     max_seconds: float = 300.0
     batch_size: int = 256
@@ -60,27 +59,44 @@ class TrainConfig:
     seed: int = 0
 
     def generator_config(self, ds: Dataset) -> GeneratorConfig:
+        """The architecture, sized for `ds` (classes and image shape)."""
         c, s, _ = ds.image_shape
-        return GeneratorConfig(num_classes=ds.num_classes, channels=c, image_size=s,
-                               hidden=self.hidden, depth=self.depth,
-                               sample_steps=self.sample_steps, guidance=self.guidance)
+        return replace(self.generator, num_classes=ds.num_classes, channels=c, image_size=s)
 
+
+# GeneratorConfig fields a preset may override by name (the rest come from the data)
+ARCHITECTURE_FIELDS = frozenset(f.name for f in fields(GeneratorConfig)) - {
+    "num_classes", "channels", "image_size"}
 
 PRESETS: dict[str, TrainConfig] = {
     # well under a minute on 2 cores, still passes the gate on the built-in digits
     # (the time caps are safety nets for a loaded machine, not the budget: ~35 s / ~3 min here)
-    "ci": TrainConfig(hidden=256, depth=2, iterations=1500, max_seconds=180.0, batch_size=128,
-                      lr=2e-3, ema_decay=0.995, eval_every=100, patience=0),
+    "ci": TrainConfig(generator=GeneratorConfig(hidden=256, depth=2), iterations=1500,
+                      max_seconds=180.0, batch_size=128, lr=2e-3, ema_decay=0.995,
+                      eval_every=100, patience=0),
     # the best quality within a few minutes on 2 cores
-    "default": TrainConfig(hidden=512, depth=3, iterations=4000, max_seconds=420.0,
-                           batch_size=256, lr=1e-3, ema_decay=0.999, eval_every=250, patience=8),
+    "default": TrainConfig(generator=GeneratorConfig(hidden=512, depth=3), iterations=4000,
+                           max_seconds=420.0, batch_size=256, lr=1e-3, ema_decay=0.999,
+                           eval_every=250, patience=8),
 }
 
 
 def preset(name: str, **overrides: Any) -> TrainConfig:
+    """A preset with fields replaced; architecture fields (e.g. `hidden=32`) go to `generator`.
+
+    Raises:
+        ValueError: an unknown preset name or field.
+    """
     if name not in PRESETS:
         raise ValueError(f"unknown preset {name!r}; choose one of {sorted(PRESETS)}")
-    return replace(PRESETS[name], **overrides)
+    cfg = PRESETS[name]
+    arch = {k: overrides.pop(k) for k in list(overrides) if k in ARCHITECTURE_FIELDS}
+    unknown = set(overrides) - {f.name for f in fields(TrainConfig)}
+    if unknown:
+        raise ValueError(f"unknown training option(s) {sorted(unknown)}")
+    if arch:
+        cfg = replace(cfg, generator=replace(cfg.generator, **arch))
+    return replace(cfg, **overrides)
 
 
 @dataclass

@@ -10,7 +10,7 @@ from kfp import dsl
 
 from components import steps
 from components.support import png_html, resolve_champion
-from components.tensorrt_engine import build_engine
+from genline.tensorrt_engine import build_engine
 from genline.alerts import read_alerts
 from genline.data import load_builtin, make_dataset, save_npz
 from genline.serving.registry import Registry

@@ -78,15 +78,20 @@ def print_metrics(metrics: dict[str, Any], gate: dict[str, Any] | None = None) -
             click.echo(f"  - {r}")
 
 
-image_opts = [
-    click.option("--image-size", default=8, show_default=True, help="Images are resized to SxS."),
-    click.option("--channels", default=1, show_default=True, type=click.Choice(["1", "3"]),
-                 callback=lambda c, p, v: int(v)),
-]
+def _image_opts() -> list:
+    from genline.data import DataConfig  # the defaults live in the core dataclass alone
+
+    d = DataConfig()
+    return [
+        click.option("--image-size", default=d.image_size, show_default=True,
+                     help="Images are resized to SxS."),
+        click.option("--channels", default=str(d.channels), show_default=True,
+                     type=click.Choice(["1", "3"]), callback=lambda c, p, v: int(v)),
+    ]
 
 
 def with_image_opts(f):
-    for opt in reversed(image_opts):
+    for opt in reversed(_image_opts()):
         f = opt(f)
     return f
 

@@ -10,15 +10,46 @@ export GENLINE_HOME ?= $(CURDIR)/.genline
 TRITON_URL ?= 127.0.0.1:8001
 PRESET     ?= default
 
-.PHONY: setup demo test test-fast lint format bench ui stop clean image k8s-validate
+.PHONY: setup lock demo test test-fast lint format bench ui stop clean image k8s-validate
 
-# Create the venv and install genline with its dev tools; quick when nothing changed.
+# Installs come from the committed locks (exact versions + sha256 hashes, tested together):
+# requirements.lock (genline's dependencies with the dev extras) and requirements-uv.lock (the
+# installer, uv, itself). genline is installed editable on top without resolving anything.
+# uv does not read pip.conf: the local CPU torch wheel is passed as --find-links when present.
+UV_VERSION := 0.13.9
+UV         := $(BIN)/uv
+WHEELS     ?= /opt/wheels
+FIND_LINKS := $(if $(wildcard $(WHEELS)),--find-links $(WHEELS))
+# INSTALLER=pip installs the same lock with pip (slower; no uv needed).
+INSTALLER  ?= uv
+
+# Create the venv and install the locked set; quick when nothing changed.
 setup: $(STAMP)
-$(STAMP): pyproject.toml
+$(STAMP): requirements.lock pyproject.toml $(if $(filter uv,$(INSTALLER)),$(UV))
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e '.[dev]'
+ifeq ($(INSTALLER),uv)
+	$(UV) pip install -q --python $(BIN)/python --require-hashes $(FIND_LINKS) -r requirements.lock
+	$(UV) pip install -q --python $(BIN)/python --no-deps -e .
+else
+	$(BIN)/python -m pip install -q --require-hashes -r requirements.lock
+	$(BIN)/python -m pip install -q --no-deps -e .
+endif
 	@touch $(STAMP)
+
+$(UV): requirements-uv.lock
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --require-hashes -r requirements-uv.lock
+	@touch $(UV)
+
+# Re-resolve pyproject.toml into the locks. Keeps the current pins where they still satisfy
+# pyproject (uv reads the old lock as preferences); UPGRADE=1 moves everything to the newest.
+# Then run `make setup test` and commit the lock with the tests' result.
+lock: $(UV)
+	$(UV) pip compile pyproject.toml --extra dev --python-version 3.11 --generate-hashes \
+	  $(FIND_LINKS) $(if $(UPGRADE),--upgrade) --custom-compile-command 'make lock' \
+	  -q -o requirements.lock
+	echo 'uv==$(UV_VERSION)' | $(UV) pip compile - --generate-hashes \
+	  --custom-compile-command 'make lock' -q -o requirements-uv.lock
 
 # The main job, end to end on the built-in digits: Triton and the Dagster UI start in the
 # background (reused if this state dir already runs them); Dagster ingests the daily batches

@@ -32,6 +32,7 @@ from pathlib import Path
 
 from genline import contract
 from genline.fsutil import atomic_write_json, read_json
+from genline.netutil import free_port  # noqa: F401  (re-exported: callers use srv.free_port)
 from genline.procutil import pid_alive
 
 ADMIN_HEADER = "genline-admin-key"
@@ -61,7 +62,7 @@ class ServerConfig:
     metrics_port: int = 8002
     model: str = contract.MODEL_NAME
     run_dir: Path | None = None  # default genline.paths.run_dir()
-    predlog_dir: Path | None = None  # default genline.serving.predlog.default_dir()
+    predlog_dir: Path | None = None  # default genline.serving.spool.default_dir()
     model_config_name: str | None = None  # e.g. "gpu" -> configs/gpu.pbtxt
     log_verbose: int = 0
     exit_timeout_s: int = 15
@@ -73,7 +74,7 @@ class ServerConfig:
         return Path(self.run_dir) if self.run_dir is not None else run_dir()
 
     def resolved_predlog_dir(self) -> Path:
-        from genline.serving.predlog import default_dir
+        from genline.serving.spool import default_dir
 
         return Path(self.predlog_dir) if self.predlog_dir is not None else default_dir()
 
@@ -161,12 +162,6 @@ def port_in_use(host: str, port: int) -> bool:
     return False
 
 
-def free_port(host: str = "127.0.0.1") -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((host, 0))
-        return sock.getsockname()[1]
-
-
 def admin_token(run_dir: Path, create: bool = False) -> str | None:
     path = run_dir / TOKENFILE
     if path.is_file():
@@ -231,13 +226,15 @@ def build_command(
 
 
 def server_env(install: TritonInstall, cfg: ServerConfig) -> dict[str, str]:
+    from genline.serving import spool
+
     env = os.environ.copy()
     libs = str(install.libs)
     env["LD_LIBRARY_PATH"] = (
         f"{env['LD_LIBRARY_PATH']}:{libs}" if env.get("LD_LIBRARY_PATH") else libs
     )
     env["PATH"] = f"{Path(sys.executable).parent}:{env.get('PATH', '')}"
-    env["GENLINE_PREDLOG_DIR"] = str(cfg.resolved_predlog_dir())
+    env[spool.DIR_ENV] = str(cfg.resolved_predlog_dir())
     env.pop("PYTHONPATH", None)  # ignored by the stub anyway; avoid surprises in helpers
     return env
 
@@ -360,9 +357,9 @@ def start(cfg: ServerConfig, *, wait_s: float = 180.0) -> ServerHandle:
                 f"(`genline serve --stop`) or choose another port (--{name.lower()}-port)"
             )
     run_dir.mkdir(parents=True, exist_ok=True)
-    from genline.serving import predlog
+    from genline.serving import store
 
-    predlog.compact(cfg.resolved_predlog_dir())  # what a killed server left in the spool
+    store.compact(cfg.resolved_predlog_dir())  # what a killed server left in the spool
     backend_dir = prepare_backend_dir(install, run_dir)
     token = admin_token(run_dir, create=True)
     has_versions = bool(versions(cfg.repository, cfg.model))
@@ -500,15 +497,15 @@ def compact_predictions(predlog_dir: Path) -> dict[str, int]:
     Raises:
         ServerError: naming the directory and the command that retries it.
     """
-    from genline.serving import predlog
+    from genline.serving import store
 
     try:
-        return predlog.compact(predlog_dir, wait=True)
+        return store.compact(predlog_dir, wait=True)
     except Exception as exc:
         raise ServerError(
             f"Triton stopped, but compacting the prediction log in {predlog_dir} failed: {exc!r}. "
             f"Nothing is lost (the spool keeps every record); retry with "
-            f"`python -m genline.serving.predlog compact {predlog_dir}`"
+            f"`python -m genline.serving.store compact {predlog_dir}`"
         ) from exc
 
 

@@ -191,7 +191,7 @@ def bench_dagster(partitions: int) -> dict:
         for day in days[1:partitions]:
             ingest_batch(store, day)
         t_core = (time.perf_counter() - t0) / (partitions - 1)
-        job = defs.resolve_job_def("ingest_job")
+        job = defs().resolve_job_def("ingest_job")
         with dg.DagsterInstance.from_config(str(tmp / "home")) as instance:
             job.execute_in_process(partition_key=days[partitions], instance=instance)  # warm
             t0 = time.perf_counter()

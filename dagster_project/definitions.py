@@ -1,48 +1,16 @@
-"""The code location: whatever the modules of `dagster_project/defs/` define, loaded automatically.
+"""The code location: everything under `dagster_project/defs/`, found by Dagster's own loader.
 
-A new module in defs/ (e.g. the training pipeline's `training.py`) joins the location without an
-edit here: its assets, checks, jobs, schedules and sensors are found at module scope, and its
-`RESOURCES` dict is merged into the resources.
+`dg.load_from_defs_folder` reads `dagster_project/dg.toml` and loads every module of `defs/`:
+module-level assets, checks, jobs, schedules and sensors, and the `dg.Definitions` returned by
+its `@dg.definitions` functions (resources, the executor). A new module joins without an edit here.
 """
 
-from __future__ import annotations
-
-import importlib
-import pkgutil
-import warnings
-from types import ModuleType
+from pathlib import Path
 
 import dagster as dg
 
-from dagster_project import defs as defs_package
 
-
-def defs_modules() -> list[ModuleType]:
-    """Every module under dagster_project/defs/, in name order."""
-    return [
-        importlib.import_module(info.name)
-        for info in sorted(
-            pkgutil.walk_packages(defs_package.__path__, f"{defs_package.__name__}."),
-            key=lambda i: i.name,
-        )
-    ]
-
-
-def build_definitions() -> dg.Definitions:
-    modules = defs_modules()
-    resources: dict = {}
-    for module in modules:
-        for key, resource in getattr(module, "RESOURCES", {}).items():
-            if key in resources and resources[key] is not resource:
-                raise dg.DagsterInvalidDefinitionError(
-                    f"resource key {key!r} is defined by two modules in dagster_project/defs/"
-                )
-            resources[key] = resource
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", category=dg.PreviewWarning)
-        return dg.load_definitions_from_modules(
-            modules, resources=resources, executor=dg.in_process_executor
-        )
-
-
-defs = build_definitions()
+@dg.definitions
+def defs() -> dg.Definitions:
+    """The location's definitions (built when called, never at import)."""
+    return dg.load_from_defs_folder(path_within_project=Path(__file__).parent)

@@ -27,7 +27,7 @@ def train(instance: dg.DagsterInstance, config: dict) -> dict:
     """Materialize generator_model (the Kubeflow pipeline) with `config`; its metadata as JSON."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        job = defs.resolve_job_def("training_job")
+        job = defs().resolve_job_def("training_job")
     result = job.execute_in_process(
         instance=instance,
         run_config={"ops": {"generator_model": {"config": config}}},
@@ -57,8 +57,9 @@ def materialize(
     instance = instance or dg.DagsterInstance.get()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        ingest = defs.resolve_job_def("ingest_job")
-        build = defs.resolve_job_def("training_dataset_job")
+        location = defs()
+        ingest = location.resolve_job_def("ingest_job")
+        build = location.resolve_job_def("training_dataset_job")
     # Partitions as of genline.clock (GENLINE_NOW pins it), also inside the runs, which check
     # that their partition key exists.
     with at_clock():

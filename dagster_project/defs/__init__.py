@@ -1,5 +1,5 @@
-"""Dagster definitions by concept. Every module here is loaded by `definitions.py`:
+"""Dagster definitions by concept, loaded by `dg.load_from_defs_folder` (see `definitions.py`).
 
-its module-level assets, asset checks, jobs, schedules and sensors are picked up automatically, and
-a module-level `RESOURCES` dict (resource key -> resource) is merged into the location's resources.
+Module-level assets, asset checks, jobs, schedules and sensors are picked up automatically;
+resources come from `@dg.definitions` functions returning `dg.Definitions(resources=...)`.
 """

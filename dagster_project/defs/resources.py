@@ -1,9 +1,11 @@
 """External systems as resources: the state directory (drop folder, stores, simulation), the DVC
-remote and the alert sink. Secrets only through `dg.EnvVar` (read at run time, hidden in the UI).
+remote, the alert sink and the Kubeflow Pipelines endpoint. Secrets only through `dg.EnvVar`
+(read at run time, hidden in the UI).
 """
 
 import os
 from pathlib import Path
+from typing import Any
 
 import dagster as dg
 
@@ -43,7 +45,7 @@ class DvcRemoteResource(dg.ConfigurableResource):
 
     Defaults: `<state>/data_repo` pushing to the local directory `<state>/dvc_remote`. For an
     S3-compatible remote set `remote_url="s3://bucket/prefix"`, `endpoint_url`, and the
-    credentials through EnvVar (see RESOURCES below).
+    credentials through EnvVar (see `resources` below).
     """
 
     repo_dir: str = ""
@@ -77,19 +79,49 @@ class AlertSinkResource(dg.ConfigurableResource):
         return send_alert(source, summary, sink_dir=self.directory(), **kwargs)
 
 
+class KubeflowPipelinesResource(dg.ConfigurableResource):
+    """Where the training pipeline runs: a Kubeflow Pipelines endpoint, or here (kfp.local)."""
+
+    host: str = ""  # empty: run locally, each step a subprocess of this environment
+    token: str = ""  # bearer token for clusters behind auth (only through EnvVar)
+    experiment: str = "genline"
+    wait_s: float = 7200.0  # on a cluster: how long to wait for the run to finish
+
+    def run(self, params: dict[str, Any], target: str, local_root: Path):
+        from pipelines.run import KFP_HOST_ENV, run_local, submit_to_cluster
+
+        host = self.host or os.environ.get(KFP_HOST_ENV, "")  # read at run time
+        if not host:
+            return run_local(params, target, root=local_root)
+        client = None
+        if self.token:
+            import kfp
+
+            client = kfp.Client(host=host, existing_token=self.token)
+        return submit_to_cluster(params, host, target, self.experiment, self.wait_s, client)
+
+
 def _env_or_default(name: str) -> str | dg.EnvVar:
     # Only names that are set are bound, so an unset optional setting keeps its default instead
     # of failing every run; the value itself is read by Dagster at run time.
     return dg.EnvVar(name) if os.environ.get(name) else ""
 
 
-RESOURCES = {
-    "genline_state": GenlineStateResource(),
-    "dvc_remote": DvcRemoteResource(
-        remote_url=_env_or_default("GENLINE_DVC_REMOTE_URL"),
-        endpoint_url=_env_or_default("GENLINE_DVC_ENDPOINT_URL"),
-        access_key_id=_env_or_default("GENLINE_DVC_ACCESS_KEY_ID"),
-        secret_access_key=_env_or_default("GENLINE_DVC_SECRET_ACCESS_KEY"),
-    ),
-    "alert_sink": AlertSinkResource(),
-}
+@dg.definitions
+def resources() -> dg.Definitions:
+    """The location's resources. Called when Dagster loads the location, never at import; an
+    environment variable is only checked for presence here, its value is read at run time."""
+    return dg.Definitions(
+        resources={
+            "genline_state": GenlineStateResource(),
+            "dvc_remote": DvcRemoteResource(
+                remote_url=_env_or_default("GENLINE_DVC_REMOTE_URL"),
+                endpoint_url=_env_or_default("GENLINE_DVC_ENDPOINT_URL"),
+                access_key_id=_env_or_default("GENLINE_DVC_ACCESS_KEY_ID"),
+                secret_access_key=_env_or_default("GENLINE_DVC_SECRET_ACCESS_KEY"),
+            ),
+            "alert_sink": AlertSinkResource(),
+            "kubeflow": KubeflowPipelinesResource(),
+        },
+        executor=dg.in_process_executor,
+    )

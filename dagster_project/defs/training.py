@@ -8,7 +8,6 @@ locations and the sample grid land in the materialization's metadata; the blocki
 """
 
 import base64
-import os
 from pathlib import Path
 from typing import Any
 
@@ -16,33 +15,11 @@ import dagster as dg
 
 from genline.versioning import current_version
 
-from .resources import DvcRemoteResource, GenlineStateResource
+from .resources import DvcRemoteResource, GenlineStateResource, KubeflowPipelinesResource
 from .retries import TRANSIENT_RETRY
 
 GATE_CHECK = "passes_quality_gate"
 HEADLINE_METRICS = ("fd_ratio", "conditional_accuracy", "evaluator_accuracy", "diversity_ratio")
-
-
-class KubeflowPipelinesResource(dg.ConfigurableResource):
-    """Where the training pipeline runs: a Kubeflow Pipelines endpoint, or here (kfp.local)."""
-
-    host: str = ""  # empty: run locally, each step a subprocess of this environment
-    token: str = ""  # bearer token for clusters behind auth (only through EnvVar)
-    experiment: str = "genline"
-    wait_s: float = 7200.0  # on a cluster: how long to wait for the run to finish
-
-    def run(self, params: dict[str, Any], target: str, local_root: Path):
-        from pipelines.run import KFP_HOST_ENV, run_local, submit_to_cluster
-
-        host = self.host or os.environ.get(KFP_HOST_ENV, "")  # read at run time
-        if not host:
-            return run_local(params, target, root=local_root)
-        client = None
-        if self.token:
-            import kfp
-
-            client = kfp.Client(host=host, existing_token=self.token)
-        return submit_to_cluster(params, host, target, self.experiment, self.wait_s, client)
 
 
 class TrainingPipelineConfig(dg.Config):
@@ -189,4 +166,3 @@ training_job = dg.define_asset_job(
 
 # Host and token: set them here with dg.EnvVar in a deployment; left empty, $KFP_HOST (and
 # $KFP_TOKEN) are read when a run starts, and without a host the pipeline runs locally.
-RESOURCES = {"kubeflow": KubeflowPipelinesResource()}

@@ -67,7 +67,7 @@ def instance(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, state: Path):
 def defs():
     from dagster_project.definitions import defs as location
 
-    return location
+    return location()
 
 
 def run_ingest(defs, instance, day: str, **kwargs):

@@ -231,7 +231,7 @@ def test_two_materializations_at_once_serialise(defs, instance, state, tmp_path)
         "import sys, dagster as dg\n"
         f"sys.path.insert(0, {str(REPO_ROOT)!r})\n"
         "from dagster_project.definitions import defs\n"
-        "job = defs.resolve_job_def('training_dataset_job')\n"
+        "job = defs().resolve_job_def('training_dataset_job')\n"
         "as_of = sys.argv[1]\n"
         "r = job.execute_in_process(instance=dg.DagsterInstance.get(), raise_on_error=False,\n"
         "    run_config={'ops': {'training_dataset': {'config': {'as_of': as_of}}}})\n"

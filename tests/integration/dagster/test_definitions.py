@@ -41,21 +41,37 @@ def test_location_contents(defs):
 
 
 def test_a_new_defs_module_is_picked_up(tmp_path, monkeypatch):
-    import dagster_project.defs as pkg
-    from dagster_project.definitions import build_definitions
+    import importlib
+    import shutil
+    from pathlib import Path
 
-    extra = tmp_path / "extra_defs"
-    extra.mkdir()
-    (extra / "zz_downstream.py").write_text(
+    import dagster_project
+
+    # A copy of the code location under another package name, so the module added to its defs/
+    # folder never shows up in the working tree that other tests load.
+    copy = tmp_path / "probe_location"
+    shutil.copytree(
+        Path(dagster_project.__file__).parent, copy, ignore=shutil.ignore_patterns("__pycache__")
+    )
+    toml = (copy / "dg.toml").read_text().replace('"dagster_project', '"probe_location')
+    (copy / "dg.toml").write_text(toml)
+    extra = copy / "defs"
+    (extra / "zz_probe.py").write_text(  # a resource, as resources.py provides them
         "import dagster as dg\n\n"
         "class Probe(dg.ConfigurableResource):\n    value: str = 'x'\n\n"
-        "RESOURCES = {'probe': Probe()}\n\n"
+        "@dg.definitions\n"
+        "def probe_resources():\n    return dg.Definitions(resources={'probe': Probe()})\n"
+    )
+    (extra / "zz_downstream.py").write_text(
+        "import dagster as dg\n\n"
+        "from .zz_probe import Probe\n\n"
         "@dg.asset(deps=['training_dataset'])\n"
         "def downstream_model(probe: Probe) -> None:\n    '''Uses the dataset.'''\n\n"
         "downstream_job = dg.define_asset_job('downstream_job',\n"
         "    selection=dg.AssetSelection.assets('downstream_model'))\n"
     )
-    monkeypatch.setattr(pkg, "__path__", [*pkg.__path__, str(extra)])
+    monkeypatch.syspath_prepend(str(tmp_path))
+    build_definitions = importlib.import_module("probe_location.definitions").defs
     loc = build_definitions().get_repository_def()
     assert dg.AssetKey("downstream_model") in loc.asset_graph.get_all_asset_keys()
     assert "downstream_job" in {j.name for j in loc.get_all_jobs()}

@@ -19,6 +19,12 @@ ONNX_OPSET = 17
 
 # --- the served model ----------------------------------------------------------------------------
 MODEL_NAME = "genline_generator"
+# Optional BOOL [1] input that only Triton's model_warmup sends (config.pbtxt): the backend serves
+# it but never logs it (a warmup request is otherwise indistinguishable from a client's).
+WARMUP_INPUT = "genline_warmup"
+# What publish writes into every version directory <repo>/<model>/<N>/ beside the ONNX:
+SERVING_META = "serving.json"  # num_classes, latent_dim, image_shape, classes, version, lineage
+BACKEND_MODEL = "model.py"  # the python-backend model (a copy of genline.serving.backend_model)
 
 # --- files in a model directory (`genline train --out DIR`) --------------------------------------
 CHECKPOINT = "checkpoint.pt"  # generator weights + config + dataset fingerprint + metrics

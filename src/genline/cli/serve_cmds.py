@@ -124,14 +124,14 @@ def serve(
             click.echo(f"wrote {path}")
         return
     if stop_:
-        from genline.serving import predlog
+        from genline.serving import store
 
         info = srv.stop(cfg.resolved_run_dir())
         if info is None:
             click.echo("no Triton server is running from this state dir")
         else:
             click.echo(f"stopped Triton pid {info['pid']} ({info.get('grpc')})")
-        stats = predlog.compact(cfg.resolved_predlog_dir())
+        stats = store.compact(cfg.resolved_predlog_dir())
         if stats["segments"]:
             click.echo(f"prediction log: compacted {stats['requests']} requests into Parquet")
         return
@@ -254,12 +254,13 @@ def generate(label, count, seed, out, url, version):
 @click.option("--tail", type=int, default=10, show_default=True, help="Rows to print.")
 def predictions(directory, tail):
     """Compact the prediction-log spool into hourly Parquet and show the latest rows."""
-    from genline.serving.predlog import read_predictions
+    from genline.serving.features import select
+    from genline.serving.store import read_predictions
 
     df = read_predictions(directory)
     click.echo(f"{len(df)} logged samples")
     if len(df):
-        cols = [
+        cols = select(
             "request_id",
             "version",
             "status",
@@ -268,7 +269,7 @@ def predictions(directory, tail):
             "pred_confidence",
             "mean_intensity",
             "latency_ms",
-        ]
+        )
         click.echo(df[cols].tail(tail).to_string(index=False))
 
 

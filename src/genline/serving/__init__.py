@@ -9,6 +9,9 @@ Modules (one concept each; nothing happens at import time):
 - `registry`    -- which version serves, and the lineage of every version ever published.
 - `publish`     -- publish with sha256 check, atomic rename, load, canary; rollback; quarantine.
 - `profile`     -- the reference output profile of a version on a fixed probe set.
-- `predlog`     -- durable prediction logging: spool -> hourly Parquet, deduplicated by request id.
+- `features`    -- the per-sample output features, the prediction log's one column list, the
+                   spool's image encoding and the evaluator scorer.
+- `spool`       -- the prediction-log writer inside the backend stub (one JSON line per response).
+- `store`       -- compaction of the spool into hourly Parquet, and reading a time window.
 - `backend_model` -- the python-backend model Triton runs (copied into every published version).
 """

@@ -30,9 +30,12 @@ from pathlib import Path
 
 import numpy as np
 
-LABEL, Z, IMAGE = "label", "z", "image"  # == genline.contract names; kept literal on purpose
-WARMUP = "genline_warmup"  # == genline.serving.config.WARMUP_INPUT
-SERVING_META = "serving.json"
+# The stub's Python is the venv's, so genline imports here as it does anywhere (see server.py).
+from genline import contract
+
+LABEL, Z, IMAGE = contract.INPUT_LABEL, contract.INPUT_Z, contract.OUTPUT_IMAGE
+WARMUP = contract.WARMUP_INPUT
+SERVING_META = contract.SERVING_META
 # Test hook, honoured only when set in the server's environment at start (read in initialize):
 # every execute() pauses this many seconds before running the generator, in slices of
 # PAUSE_SLICE_S with a cancellation check after each, so deadline, cancellation and shutdown
@@ -118,7 +121,7 @@ class TritonPythonModel:
     def initialize(self, args):
         import onnxruntime as ort
 
-        from genline.serving import predlog
+        from genline.serving import spool
 
         self.model_config = json.loads(args["model_config"])
         self.model_name = args["model_name"]
@@ -143,16 +146,16 @@ class TritonPythonModel:
         )
         so.add_session_config_entry("session.inter_op.allow_spinning", "0")
         self.session = ort.InferenceSession(
-            str(version_dir / "model.onnx"), so, providers=["CPUExecutionProvider"]
+            str(version_dir / contract.ONNX_FP32), so, providers=["CPUExecutionProvider"]
         )
         # ORT warms up here at every batch size; Triton's model_warmup (marked with the optional
         # `genline_warmup` input, never logged) then warms the request/response path.
         max_batch = int(self.model_config.get("max_batch_size", 1) or 1)
         for batch in sorted({1, min(8, max_batch), max_batch}):
             self._run(np.zeros(batch, np.int64), np.zeros((batch, self.latent_dim), np.float32))
-        evaluator = version_dir / "evaluator.onnx"
-        self.log = predlog.SpoolWriter(
-            os.environ.get("GENLINE_PREDLOG_DIR") or predlog.default_dir(),
+        evaluator = version_dir / contract.EVALUATOR_ONNX
+        self.log = spool.SpoolWriter(
+            os.environ.get(spool.DIR_ENV) or spool.default_dir(),
             header={
                 "model": self.model_name,
                 "version": self.version,
@@ -271,7 +274,7 @@ class TritonPythonModel:
         return valid
 
     def _summaries(self, labels, z, images):
-        from genline.serving.predlog import encode_images, summarize
+        from genline.serving.features import encode_images, summarize
 
         out = summarize(labels, z, images)
         out["images"] = encode_images(images)

@@ -20,9 +20,7 @@ from pathlib import Path
 from genline import contract
 
 GPU_CONFIG_NAME = "gpu"
-# Optional input that only Triton's model_warmup sends: the model serves it but never logs it
-# (a warmup request is otherwise indistinguishable from a client that sends no request id).
-WARMUP_INPUT = "genline_warmup"
+WARMUP_INPUT = contract.WARMUP_INPUT  # only Triton's model_warmup sends it; never logged
 
 
 @dataclass(frozen=True)
@@ -120,7 +118,7 @@ def build_cpu_config(
     marker.dims.extend([1])
     marker.optional = True
     warm = config.model_warmup.add()
-    warm.name = "genline_warmup"
+    warm.name = WARMUP_INPUT
     warm.batch_size = 1
     for name, dtype, dims in (
         (contract.INPUT_LABEL, mc.TYPE_INT64, [1]),

@@ -16,9 +16,10 @@ from typing import Any
 import numpy as np
 
 from genline.fsutil import atomic_write_json, read_json
+from genline.serving import features as feat
 
 PROBE_SEED = 20261128
-FEATURES = ("mean_intensity", "ink_fraction", "pred_confidence")
+FEATURES = feat.NUMERIC_OUTPUT_FEATURES  # summarised as distributions; pred_class as shares
 
 
 @dataclass(frozen=True)
@@ -52,20 +53,18 @@ def profile_path(model: str, version: int, directory: str | Path | None = None) 
 def features(
     images: np.ndarray, labels: np.ndarray, evaluator_onnx: str | Path | None
 ) -> dict[str, np.ndarray]:
-    from genline.serving.predlog import _eval_predictions, _Evaluators, summarize
+    """The output features of the probe images (`features.output_features`).
 
-    flat = summarize(labels, np.zeros((len(labels), 1), np.float32), images)
-    out = {
-        "label": labels,
-        "mean_intensity": np.asarray(flat["mean_intensity"]),
-        "ink_fraction": np.asarray(flat["ink_fraction"]),
-    }
-    sess = _Evaluators().get(str(evaluator_onnx) if evaluator_onnx else None)
-    if sess is not None:
-        cls, conf = _eval_predictions(sess, images.astype(np.float32))
-        out["pred_class"] = cls
-        out["pred_confidence"] = conf
-    return out
+    Args:
+        images: (B, C, H, W) the served version's answers to the probe.
+        labels: (B,) the probe's labels.
+        evaluator_onnx: the version's evaluator; without it the evaluator features are absent.
+
+    Returns:
+        Arrays of length B by feature name.
+    """
+    evaluator = feat.Evaluators().get(evaluator_onnx)
+    return feat.output_features(images.astype(np.float32), labels, evaluator)
 
 
 def build_profile(
@@ -133,7 +132,7 @@ def load_serving_profile(
 ) -> dict[str, Any]:
     """The reference output profile of the version the registry says is serving.
 
-    This is what drift monitoring compares live traffic (`predlog.read_predictions`) against.
+    This is what drift monitoring compares live traffic (`store.read_window`) against.
     """
     from genline import contract
     from genline.serving.registry import Registry

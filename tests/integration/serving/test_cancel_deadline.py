@@ -21,7 +21,7 @@ from tritonclient.utils import InferenceServerException
 
 from genline import contract
 from genline.client import GenerationError, GenlineClient
-from genline.serving import backend_model, predlog
+from genline.serving import backend_model, store
 from genline.serving import server as srv
 from genline.serving.publish import publish
 from tests.integration.serving.conftest import make_served
@@ -55,7 +55,7 @@ def inputs(n: int = 1) -> list:
 
 
 def logged(served, since: float):
-    df = predlog.read_predictions(served.cfg.resolved_predlog_dir(), since=since)
+    df = store.read_predictions(served.cfg.resolved_predlog_dir(), since=since)
     return {r.request_id: r for r in df.itertuples()}
 
 

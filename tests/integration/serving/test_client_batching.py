@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from genline.client import GenerationError, GenlineClient
-from genline.serving import predlog
+from genline.serving import store
 
 pytestmark = pytest.mark.integration
 
@@ -28,7 +28,7 @@ def test_three_times_max_batch_equals_separate_calls_in_order(triton, published)
     np.testing.assert_array_equal(whole.labels, labels)
     assert whole.model_version == published and whole.attempts == 3
     # each chunk is its own logged request, in order, with the labels it carried
-    df = predlog.read_predictions(triton.cfg.resolved_predlog_dir())
+    df = store.read_predictions(triton.cfg.resolved_predlog_dir())
     for k in range(3):
         rows = df[df.request_id == f"split-whole-{k}"].sort_values("sample_index")
         assert rows.label.tolist() == labels[k * limit : (k + 1) * limit].tolist()
@@ -38,7 +38,7 @@ def test_a_request_within_max_batch_is_one_request(triton, published):
     with GenlineClient(triton.cfg.grpc_url, retries=0) as client:
         out = client.generate([1, 2, 3], seed=3, request_id="unsplit")
     assert out.images.shape == (3, 1, 8, 8) and out.attempts == 1
-    df = predlog.read_predictions(triton.cfg.resolved_predlog_dir())
+    df = store.read_predictions(triton.cfg.resolved_predlog_dir())
     assert set(df[df.request_id.str.startswith("unsplit")].request_id) == {"unsplit"}
 
 

@@ -13,8 +13,8 @@ import tritonclient.grpc as grpcclient
 from tritonclient.utils import InferenceServerException
 
 from genline import contract
-from genline.serving import predlog
 from genline.serving import server as srv
+from genline.serving import store
 from genline.serving.publish import publish
 
 pytestmark = pytest.mark.integration
@@ -38,7 +38,7 @@ def test_plain_tritonclient_traffic_is_logged(triton, published, grpc_client):
     plain_request(grpc_client, [1])  # no request id: the server assigns one
     with pytest.raises(InferenceServerException):
         plain_request(grpc_client, [11], request_id="plain-bad-1")
-    df = predlog.read_predictions(triton.cfg.resolved_predlog_dir(), since=start)
+    df = store.read_predictions(triton.cfg.resolved_predlog_dir(), since=start)
     ok = df[df.request_id == "plain-ok-1"].sort_values("sample_index")
     assert ok.label.tolist() == [3, 4, 5] and ok.sample_index.tolist() == [0, 1, 2]
     assert set(ok.version) == {int(res.get_response().model_version)}
@@ -51,10 +51,10 @@ def test_plain_tritonclient_traffic_is_logged(triton, published, grpc_client):
     assert "outside the trained classes" in bad.error.iloc[0]
     assert (df.request_id.str.startswith("genline-") & (df.label == 1)).any()
     # the server seals its segment and compacts it into an hourly partition by itself
-    store = triton.cfg.resolved_predlog_dir() / predlog.STORE
+    store_dir = triton.cfg.resolved_predlog_dir() / store.STORE
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
-        stored = predlog.read_predictions(
+        stored = store.read_predictions(
             triton.cfg.resolved_predlog_dir(), compact_first=False, include_live=False
         )
         if "plain-ok-1" in set(stored.request_id):
@@ -62,7 +62,7 @@ def test_plain_tritonclient_traffic_is_logged(triton, published, grpc_client):
         time.sleep(0.5)
     else:
         pytest.fail("the server did not compact its spool into Parquet within 60 s")
-    assert list(store.glob("date=*/hour=*/part-*.parquet"))
+    assert list(store_dir.glob("date=*/hour=*/part-*.parquet"))
 
 
 @pytest.fixture
@@ -86,7 +86,7 @@ def _send(served, n, prefix):
 
 
 def _logged(served) -> set[str]:
-    df = predlog.read_predictions(served.cfg.resolved_predlog_dir())
+    df = store.read_predictions(served.cfg.resolved_predlog_dir())
     return set(df.request_id)
 
 
@@ -109,5 +109,5 @@ def test_nothing_lost_when_the_server_is_killed(own_server):
     srv.start(own_server.cfg)
     logged = _logged(own_server)
     assert sent <= logged
-    df = predlog.read_predictions(own_server.cfg.resolved_predlog_dir())
+    df = store.read_predictions(own_server.cfg.resolved_predlog_dir())
     assert not df.duplicated(["request_id", "sample_index"]).any()

@@ -25,7 +25,7 @@ from tritonclient.utils import InferenceServerException
 from genline import contract
 from genline.client import NO_VERSIONS
 from genline.procutil import pid_alive
-from genline.serving import backend_model, predlog
+from genline.serving import backend_model, spool, store
 from genline.serving import server as srv
 from genline.serving.publish import publish
 from tests.integration.serving.test_cancel_deadline import wait_for_log_line
@@ -115,8 +115,8 @@ def test_sigterm_completes_in_flight_requests_and_logs_every_completed_one(hooke
     completed = {rid for rid, outcome in outcomes.items() if outcome[0] == "OK"}
     # ... and stop compacted the spool: the records are in Parquet, nothing left pending
     pdir = served.cfg.resolved_predlog_dir()
-    assert predlog.pending_segments(pdir) == []
-    stored = predlog.read_predictions(pdir, compact_first=False, include_live=False)
+    assert spool.pending_segments(pdir) == []
+    stored = store.read_predictions(pdir, compact_first=False, include_live=False)
     assert completed <= set(stored.request_id)
     mine = stored[stored.request_id.isin(completed)]
     assert set(mine.status) == {"OK"} and len(mine) == 2 * len(completed)
@@ -148,6 +148,6 @@ def test_a_request_past_the_exit_timeout_fails_cleanly_and_stop_returns(
     assert outcomes["past-exit"][0] == "StatusCode.UNAVAILABLE", outcomes
     assert info["compacted"]["segments"] >= 1  # the killed stub's open segment, compacted
     pdir = served.cfg.resolved_predlog_dir()
-    stored = predlog.read_predictions(pdir, compact_first=False, include_live=False)
+    stored = store.read_predictions(pdir, compact_first=False, include_live=False)
     assert "before-stop" in set(stored.request_id)
     assert "past-exit" not in set(stored.request_id)  # it never completed: nothing to log

@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 
 from genline import contract
-from genline.serving import predlog
+from genline.serving import features, spool, store
 
 
 def record(rid, n=2, t=None, status="OK", seed=0):
@@ -32,8 +32,8 @@ def record(rid, n=2, t=None, status="OK", seed=0):
         "batch": n,
     }
     if status == "OK":
-        rec.update(predlog.summarize(labels, z, images))
-        rec["images"] = predlog.encode_images(images)
+        rec.update(features.summarize(labels, z, images))
+        rec["images"] = features.encode_images(images)
     return rec
 
 
@@ -43,7 +43,7 @@ def evaluator(tmp_path):
 
 
 def writer(d, evaluator, **kw):
-    return predlog.SpoolWriter(
+    return spool.SpoolWriter(
         d,
         {
             "model": "g",
@@ -64,18 +64,18 @@ def test_records_become_hourly_parquet_with_features(tmp_path, evaluator):
     w.write(record("b", 3, t=t0 + 3600))
     w.write(record("c", status="INVALID_ARGUMENT", t=t0 + 3600))
     w.close(compact_now=False)
-    stats = predlog.compact(tmp_path)
+    stats = store.compact(tmp_path)
     assert stats == {"segments": 1, "requests": 3, "rows": 6, "malformed": 0}
-    parts = sorted((tmp_path / predlog.STORE).glob("date=*/hour=*/*.parquet"))
+    parts = sorted((tmp_path / store.STORE).glob("date=*/hour=*/*.parquet"))
     assert len({p.parent for p in parts}) == 2  # two hours -> two partitions
-    df = predlog.read_predictions(tmp_path)
-    assert list(df.columns) == predlog.COLUMNS
+    df = store.read_predictions(tmp_path)
+    assert list(df.columns) == features.COLUMNS
     assert len(df) == 6 and set(df.request_id) == {"a", "b", "c"}
     ok = df[df.status == "OK"]
     assert ok.pred_class.notna().all() and ok.pred_confidence.between(0, 1).all()
     bad = df[df.request_id == "c"]
     assert bad.sample_index.tolist() == [-1] and bad.label.isna().all()
-    assert not list((tmp_path / predlog.SPOOL).glob("*.jsonl"))
+    assert not list((tmp_path / spool.SPOOL).glob("*.jsonl"))
 
 
 def test_compaction_is_idempotent_and_reads_deduplicate(tmp_path, evaluator):
@@ -83,13 +83,13 @@ def test_compaction_is_idempotent_and_reads_deduplicate(tmp_path, evaluator):
     w.write(record("a"))
     w.write(record("a"))  # a client retry with the same id
     w.close(compact_now=False)
-    seg = next((tmp_path / predlog.SPOOL).glob("*.ready.jsonl"))
+    seg = next((tmp_path / spool.SPOOL).glob("*.ready.jsonl"))
     backup = tmp_path / "seg.bak"
     shutil.copy(seg, backup)
-    predlog.compact(tmp_path)
+    store.compact(tmp_path)
     shutil.copy(backup, seg)  # as if we crashed after writing Parquet, before deleting the segment
-    predlog.compact(tmp_path)
-    df = predlog.read_predictions(tmp_path)
+    store.compact(tmp_path)
+    df = store.read_predictions(tmp_path)
     assert len(df) == 2 and sorted(df.sample_index) == [0, 1]
 
 
@@ -99,8 +99,8 @@ def test_torn_last_line_and_dead_writer_segment(tmp_path, evaluator):
 import os, sys, json
 sys.path.insert(0, {str(os.path.dirname(__file__))!r})
 from test_predlog_unit import record
-from genline.serving import predlog
-w = predlog.SpoolWriter({str(tmp_path)!r}, {{"model": "g", "version": 3, "instance": "k",
+from genline.serving import spool
+w = spool.SpoolWriter({str(tmp_path)!r}, {{"model": "g", "version": 3, "instance": "k",
     "evaluator": None, "image_shape": [1, 8, 8]}}, compact=False, flush_s=100, rotate_s=100)
 for i in range(3):
     w.write(record(f"k{{i}}"))
@@ -109,11 +109,11 @@ os.kill(os.getpid(), 9)
 """
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert proc.returncode == -9, proc.stderr
-    open_segs = list((tmp_path / predlog.SPOOL).glob("*.open.jsonl"))
-    assert len(open_segs) == 1 and predlog.pending_segments(tmp_path) == open_segs
-    stats = predlog.compact(tmp_path)
+    open_segs = list((tmp_path / spool.SPOOL).glob("*.open.jsonl"))
+    assert len(open_segs) == 1 and spool.pending_segments(tmp_path) == open_segs
+    stats = store.compact(tmp_path)
     assert stats["requests"] == 3 and stats["malformed"] == 1
-    df = predlog.read_predictions(tmp_path)
+    df = store.read_predictions(tmp_path)
     assert set(df.request_id) == {"k0", "k1", "k2"}
     assert df.pred_class.isna().all()  # no evaluator recorded: features left empty, not invented
 
@@ -121,14 +121,14 @@ os.kill(os.getpid(), 9)
 def test_open_segment_of_a_live_writer_is_left_alone(tmp_path, evaluator):
     w = writer(tmp_path, evaluator)
     w.write(record("live"))
-    assert predlog.pending_segments(tmp_path) == []
-    assert predlog.compact(tmp_path)["segments"] == 0
+    assert spool.pending_segments(tmp_path) == []
+    assert store.compact(tmp_path)["segments"] == 0
     w.close(compact_now=False)
-    assert predlog.compact(tmp_path)["requests"] == 1
+    assert store.compact(tmp_path)["requests"] == 1
 
 
 def test_rotation_and_background_compaction(tmp_path, evaluator):
-    w = predlog.SpoolWriter(
+    w = spool.SpoolWriter(
         tmp_path,
         {
             "model": "g",
@@ -142,14 +142,46 @@ def test_rotation_and_background_compaction(tmp_path, evaluator):
     )
     w.write(record("bg"))
     deadline = time.monotonic() + 30
-    while time.monotonic() < deadline and not list((tmp_path / predlog.STORE).rglob("*.parquet")):
+    while time.monotonic() < deadline and not list((tmp_path / store.STORE).rglob("*.parquet")):
         time.sleep(0.1)
     w.close()
-    df = predlog.read_predictions(tmp_path, compact_first=False)
+    df = store.read_predictions(tmp_path, compact_first=False)
     assert set(df.request_id) == {"bg"}
 
 
 def test_read_empty_store(tmp_path):
-    df = predlog.read_predictions(tmp_path)
-    assert len(df) == 0 and list(df.columns) == predlog.COLUMNS
+    df = store.read_predictions(tmp_path)
+    assert len(df) == 0 and list(df.columns) == features.COLUMNS
     assert isinstance(df, pd.DataFrame)
+
+
+def test_read_window_opens_only_the_hours_it_covers(tmp_path, evaluator):
+    hour = 3600.0
+    t0 = (time.time() // hour - 3) * hour  # the start of an hour, three hours ago
+    w = writer(tmp_path, evaluator)
+    for k in range(3):  # one request in each of three consecutive hours
+        w.write(record(f"h{k}", t=t0 + k * hour + 60))
+    w.close(compact_now=False)
+    store.compact(tmp_path)
+    hours = sorted((tmp_path / store.STORE).glob("date=*/hour=*"))
+    assert len(hours) == 3
+    # a file the window must not open: reading it would fail
+    (hours[0] / "part-corrupt.parquet").write_bytes(b"not parquet")
+    df = store.read_window(t0 + hour, t0 + 2 * hour, tmp_path)
+    assert set(df.request_id) == {"h1"} and len(df) == 2
+    assert list(df.columns) == features.COLUMNS
+    assert df.pred_class.notna().all()
+    assert set(store.read_window(t0 + hour, None, tmp_path).request_id) == {"h1", "h2"}
+    assert len(store.read_window(t0 + 5 * hour, None, tmp_path)) == 0
+    with pytest.raises(Exception):  # noqa: B017  (pyarrow's error type for a bad file)
+        store.read_window(None, None, tmp_path)
+
+
+def test_log_schema_profile_and_cli_select_from_features():
+    from genline.serving import profile
+
+    assert set(features.OUTPUT_FEATURES) <= set(features.COLUMNS)
+    assert set(profile.FEATURES) <= set(features.OUTPUT_FEATURES)
+    assert list(features.DTYPES) == features.COLUMNS
+    with pytest.raises(KeyError, match="not prediction-log columns"):
+        features.select("label", "no_such_column")

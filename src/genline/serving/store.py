@@ -1,0 +1,372 @@
+"""The prediction-log store: spool segments compacted into hourly Parquet, and read back.
+
+Compaction takes sealed spool segments -- and open segments whose writer pid is dead -- runs the
+evaluator ONNX over their images in one batch (predicted class and confidence), and writes one
+Parquet file per (segment, hour) under
+`<dir>/store/date=YYYY-MM-DD/hour=HH/part-<segment>.parquet` (temp file + fsync + rename), then
+deletes the segment.
+
+At-least-once: a segment is deleted only after its Parquet files are durable; compacting the same
+segment again rewrites the same file names, and readers deduplicate by (request_id,
+sample_index), so a crash anywhere never loses or doubles a record.
+
+Reading a time window (`read_window`) opens only the hour directories that overlap it.
+
+Run as `python -m genline.serving.store compact DIR | watch DIR PARENT_PID INTERVAL_S` (the spool
+writer starts these: the backend stub cannot load pyarrow and pandas itself).
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import time
+import uuid
+from collections import defaultdict
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from genline.procutil import pid_alive
+from genline.serving import features as feat
+from genline.serving.spool import default_dir, live_segments, pending_segments, read_segment
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+STORE = "store"
+_PER_SAMPLE = (*feat.LATENT_FEATURES, *feat.IMAGE_FEATURES)  # lists in an OK request record
+
+
+def partition_of(ts: float) -> tuple[str, str]:
+    """The (date, hour) partition, in UTC, of an epoch time."""
+    t = datetime.fromtimestamp(ts, UTC)
+    return t.strftime("%Y-%m-%d"), t.strftime("%H")
+
+
+# --- records -> rows --------------------------------------------------------------------------
+
+
+def expand(header: dict, records: list[dict], evaluators: feat.Evaluators) -> list[dict]:
+    """Request records -> one row per sample (failed requests: one row, sample_index -1).
+
+    Args:
+        header: the segment's header (model, instance, evaluator path, image shape).
+        records: its request records.
+        evaluators: where the header's evaluator is loaded from (scores the OK samples).
+
+    Returns:
+        Rows keyed by `features.COLUMNS` names (absent keys are null).
+    """
+    rows: list[dict] = []
+    evaluator = evaluators.get(header.get("evaluator"))
+    shape = header.get("image_shape")
+    ok_imgs: list[np.ndarray] = []
+    ok_rows: list[list[dict]] = []
+    for rec in records:
+        base = {
+            "request_id": str(rec.get("request_id", "")),
+            "request_batch": int(rec.get("batch", 0) or 0),
+            "time": float(rec["time"]),
+            "model": header.get("model"),
+            "version": int(rec.get("version", header.get("version", -1))),
+            "status": rec.get("status", "UNKNOWN"),
+            "error": rec.get("error"),
+            "seed": rec.get("seed"),
+            "latency_ms": rec.get("latency_ms"),
+            "instance": header.get("instance"),
+        }
+        labels = rec.get("label") or []
+        if rec.get("status") != "OK" or not labels:
+            rows.append({**base, "sample_index": -1})
+            continue
+        these = []
+        for i in range(len(labels)):
+            row = {**base, "sample_index": i, "label": int(labels[i])}
+            for key in _PER_SAMPLE:
+                vals = rec.get(key)
+                row[key] = float(vals[i]) if vals is not None else None
+            these.append(row)
+        rows.extend(these)
+        if evaluator is not None and shape and rec.get("images"):
+            ok_imgs.append(feat.decode_images(rec["images"], shape))
+            ok_rows.append(these)
+    if ok_imgs:
+        cls, conf = evaluator.score(np.concatenate(ok_imgs))
+        flat = [r for group in ok_rows for r in group]
+        for row, c, p in zip(flat, cls.tolist(), conf.tolist(), strict=True):
+            row["pred_class"] = int(c)
+            row["pred_confidence"] = round(float(p), 5)
+    return rows
+
+
+def frame(rows: list[dict]) -> pd.DataFrame:
+    """Rows as a DataFrame with exactly `features.COLUMNS`, typed as `features.DTYPES`."""
+    import pandas as pd
+
+    df = pd.DataFrame(rows)
+    for col in feat.COLUMNS:
+        if col not in df.columns:
+            df[col] = None
+    df = df[feat.COLUMNS]
+    floats = [c for c in feat.COLUMNS if feat.DTYPES[c] == "float64"]
+    df = df.astype({c: t for c, t in feat.DTYPES.items() if t != "float64" and t != "string"})
+    for col in floats:
+        df[col] = pd.to_numeric(df[col], errors="coerce").astype("float64")
+    for col in (c for c in feat.COLUMNS if feat.DTYPES[c] == "string"):
+        df[col] = df[col].astype("string")
+    return df
+
+
+def _write_parquet_atomic(df: pd.DataFrame, path: Path) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+    table = pa.Table.from_pandas(df, preserve_index=False)
+    try:
+        pq.write_table(table, tmp)
+        with open(tmp, "rb") as fh:
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+        dfd = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(dfd)
+        finally:
+            os.close(dfd)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+# --- compaction ------------------------------------------------------------------------------
+
+
+@contextmanager
+def _compaction_lock(directory: Path, wait: bool) -> Iterator[bool]:
+    directory.mkdir(parents=True, exist_ok=True)
+    fh = open(directory / ".compact.lock", "a")
+    try:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+        except BlockingIOError:
+            yield False
+            return
+        try:
+            yield True
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+    finally:
+        fh.close()
+
+
+def compact(directory: str | Path | None = None, *, wait: bool = True) -> dict[str, int]:
+    """Turn pending spool segments into hourly Parquet files; idempotent and crash-safe.
+
+    Args:
+        directory: prediction-log dir (default `spool.default_dir()`).
+        wait: wait for a compaction already running; otherwise return at once without work.
+
+    Returns:
+        Counts: segments, requests, rows written, malformed (torn) lines skipped.
+    """
+    directory = Path(directory) if directory is not None else default_dir()
+    stats = {"segments": 0, "requests": 0, "rows": 0, "malformed": 0}
+    with _compaction_lock(directory, wait) as locked:
+        if not locked:
+            return stats
+        evaluators = feat.Evaluators()
+        for segment in pending_segments(directory):
+            header, records, bad = read_segment(segment)
+            stats["malformed"] += bad
+            rows = expand(header, records, evaluators) if records else []
+            by_hour: dict[tuple[str, str], list[dict]] = defaultdict(list)
+            for row in rows:
+                by_hour[partition_of(row["time"])].append(row)
+            stem = segment.name.split(".")[0]
+            for (day, hour), part in by_hour.items():
+                df = frame(part).drop_duplicates(["request_id", "sample_index"], keep="last")
+                dest = directory / STORE / f"date={day}" / f"hour={hour}" / f"part-{stem}.parquet"
+                _write_parquet_atomic(df, dest)
+                stats["rows"] += len(df)
+            stats["requests"] += len(records)
+            stats["segments"] += 1
+            segment.unlink(missing_ok=True)
+    return stats
+
+
+# --- reading ---------------------------------------------------------------------------------
+
+
+def _hour_dirs(store: Path, start: float | None, end: float | None) -> list[Path]:
+    """The `date=/hour=` directories that can hold rows with start <= time < end."""
+    first = partition_of(start) if start is not None else None
+    last = partition_of(end) if end is not None else None
+    out = []
+    for day_dir in sorted(store.glob("date=*")):
+        day = day_dir.name[len("date=") :]
+        if (first and day < first[0]) or (last and day > last[0]):
+            continue
+        for hour_dir in sorted(day_dir.glob("hour=*")):
+            key = (day, hour_dir.name[len("hour=") :])
+            if (first and key < first) or (last and key > last):
+                continue
+            out.append(hour_dir)
+    return out
+
+
+def _read_store(directory: Path, start: float | None, end: float | None) -> pd.DataFrame:
+    """The compacted rows with start <= time < end, reading only the overlapping hours."""
+    import pyarrow as pa
+    import pyarrow.dataset as ds
+
+    files = [str(f) for d in _hour_dirs(directory / STORE, start, end) for f in d.glob("part-*")]
+    empty = frame([]).iloc[0:0]
+    if not files:
+        return empty
+    schema = pa.Schema.from_pandas(empty, preserve_index=False)
+    dataset = ds.dataset(files, schema=schema, format="parquet")
+    cond = None
+    if start is not None:
+        cond = ds.field("time") >= start
+    if end is not None:
+        cond = (ds.field("time") < end) if cond is None else cond & (ds.field("time") < end)
+    return dataset.to_table(filter=cond).to_pandas()
+
+
+def _read_live(directory: Path, start: float | None, end: float | None) -> list[pd.DataFrame]:
+    """Rows of the open segments (read, not consumed), within the window."""
+    evaluators = feat.Evaluators()
+    frames = []
+    for segment in live_segments(directory):
+        try:
+            header, records, _ = read_segment(segment)
+        except FileNotFoundError:  # sealed meanwhile; its Parquet is read next time
+            continue
+        if records:
+            df = frame(expand(header, records, evaluators))
+            if start is not None:
+                df = df[df["time"] >= start]
+            if end is not None:
+                df = df[df["time"] < end]
+            frames.append(df)
+    return frames
+
+
+def read_window(
+    start: float | None,
+    end: float | None,
+    directory: str | Path | None = None,
+    *,
+    compact_first: bool = False,
+    include_live: bool = False,
+) -> pd.DataFrame:
+    """Logged predictions with start <= time < end, one row per (request_id, sample_index).
+
+    Only the hour partitions that overlap the window are opened.
+
+    Args:
+        start: epoch seconds, inclusive; None for no lower bound.
+        end: epoch seconds, exclusive; None for no upper bound.
+        directory: prediction-log dir (default `spool.default_dir()`).
+        compact_first: compact pending spool segments before reading.
+        include_live: also read (without consuming) the open segments of running writers.
+
+    Returns:
+        A DataFrame with `features.COLUMNS`, sorted by time.
+    """
+    import pandas as pd
+
+    directory = Path(directory) if directory is not None else default_dir()
+    if compact_first:
+        compact(directory, wait=True)
+    frames = [_read_store(directory, start, end)]
+    if include_live:
+        frames += _read_live(directory, start, end)
+    frames = [f for f in frames if len(f)]
+    if not frames:
+        return frame([]).iloc[0:0]
+    df = pd.concat(frames, ignore_index=True)
+    df = df.sort_values("time", kind="stable")
+    df = df.drop_duplicates(["request_id", "sample_index"], keep="last")
+    return df.reset_index(drop=True)
+
+
+def read_predictions(
+    directory: str | Path | None = None,
+    *,
+    compact_first: bool = True,
+    include_live: bool = True,
+    since: float | None = None,
+) -> pd.DataFrame:
+    """All logged predictions (or those since a time) as a DataFrame.
+
+    Args:
+        directory: prediction-log dir (default `spool.default_dir()`).
+        compact_first: compact pending spool segments before reading.
+        include_live: also read (without consuming) the open segments of running writers, so
+            nothing already answered is invisible while it waits for its Parquet file.
+        since: only rows with `time >= since` (epoch seconds).
+
+    Returns:
+        One row per (request_id, sample_index), `features.COLUMNS`, sorted by time.
+    """
+    return read_window(
+        since, None, directory, compact_first=compact_first, include_live=include_live
+    )
+
+
+# --- the compaction processes ------------------------------------------------------------------
+
+
+def watch(directory: str | Path, parent_pid: int, interval_s: float) -> int:
+    """Compact `directory` every `interval_s` while `parent_pid` lives, then once more.
+
+    Only one watcher per directory runs (it holds `.watcher.lock`); others exit at once.
+
+    Returns:
+        The exit code (0).
+    """
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    with open(directory / ".watcher.lock", "a") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return 0
+        while True:
+            alive = pid_alive(parent_pid)
+            try:
+                compact(directory, wait=not alive)
+            except Exception as exc:  # report and keep going: the spool keeps everything
+                print(f"genline predlog watcher: compaction failed: {exc!r}", flush=True)
+            if not alive:
+                return 0
+            time.sleep(interval_s)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m genline.serving.store compact DIR | watch DIR PARENT_PID INTERVAL_S`."""
+    import sys
+
+    args = list(sys.argv[1:] if argv is None else argv)
+    if len(args) == 2 and args[0] == "compact":
+        print(json.dumps(compact(args[1], wait=True)))
+        return 0
+    if len(args) == 4 and args[0] == "watch":
+        return watch(args[1], int(args[2]), float(args[3]))
+    print(
+        "usage: python -m genline.serving.store compact DIR | watch DIR PID INTERVAL_S",
+        file=sys.stderr,
+    )
+    return 2
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

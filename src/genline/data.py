@@ -325,15 +325,28 @@ def load_image_folder(path: str | Path, cfg: DataConfig = DataConfig()) -> Datas
     return replace(ds, notes=(note,)) if note else ds
 
 
-def load_npz(path: str | Path, cfg: DataConfig | None = None) -> Dataset:
-    """An .npz with `images` (N,H,W) or (N,C,H,W) and integer `labels` (N,), optional `classes`.
+def read_npz(path: str | Path) -> Dataset:
+    """Parse an .npz into canonical arrays without judging their content (the one .npz parser).
 
-    Integer images are read as 0-255; float images must already be in [0, 1]. With `cfg=None`
-    the images keep their stored size and channels (as written by `save_npz`).
+    `images` (N,H,W) or (N,C,H,W), integer `labels` (N,), optional `classes`. Integer images must
+    be in 0-255 and are scaled to [0, 1]; float images are kept as float32 (NaN, range and label
+    checks are left to the caller: `load_npz` refuses, the validation suite reports).
+
+    Args:
+        path: the .npz file.
+
+    Returns:
+        A Dataset at its stored size whose arrays may still be invalid.
+
+    Raises:
+        DataError: the file is missing, zero-byte or not an .npz, an array is missing, the shapes
+            or dtypes are wrong, or integer pixels lie outside 0-255.
     """
     p = Path(path)
     if not p.is_file():
         raise DataError(f"{p}: no such file")
+    if p.stat().st_size == 0:
+        raise DataError(f"{p}: zero-byte file")
     try:
         with np.load(p, allow_pickle=False) as npz:
             keys = set(npz.files)
@@ -368,6 +381,20 @@ def load_npz(path: str | Path, cfg: DataConfig | None = None) -> Dataset:
     if classes is None:
         n_cls = int(labels.max()) + 1 if labels.size else 0
         classes = [str(k) for k in range(n_cls)]
+    return Dataset(images, labels.astype(np.int64), tuple(classes), where)
+
+
+def load_npz(path: str | Path, cfg: DataConfig | None = None) -> Dataset:
+    """An .npz read by `read_npz`, then checked (NaN, range, labels, class sizes) and resized.
+
+    Integer images are read as 0-255; float images must already be in [0, 1]. With `cfg=None`
+    the images keep their stored size and channels (as written by `save_npz`).
+
+    Raises:
+        DataError: anything `read_npz` or `check_arrays` refuses.
+    """
+    raw = read_npz(path)
+    images, labels, classes, where = raw.images, raw.labels, raw.classes, raw.source
     check_arrays(images, labels, classes, where)  # NaN/range before resizing hides them
     note = None
     if cfg is not None:

@@ -146,6 +146,18 @@ def test_unreadable_deliveries_are_quarantined(state, fault):
     assert read_alerts()[0]["details"]["failed_checks"] == ["readable"]
 
 
+def test_integer_pixels_outside_0_255_are_unreadable_like_in_the_loader(state, batch):
+    # One .npz parser (genline.data.read_npz) for deliveries and training files alike.
+    store = BatchStore.default()
+    images = (batch.images * 255).round().astype(np.int32)
+    images[4, 0, 1, 1] = 300
+    _deliver_npz(store, "2026-11-03", images, batch.labels, batch.classes)
+    out = ingest_batch(store, "2026-11-03")
+    assert out.status == "quarantined"
+    assert [c.name for c in out.result.checks] == ["readable"]
+    assert "integer images must be in 0-255, got 0-300" in out.result.checks[0].summary
+
+
 def test_missing_delivery_is_an_error_not_a_quarantine(state):
     with pytest.raises(DataError, match="no delivery for 2026-11-04"):
         ingest_batch(BatchStore.default(), "2026-11-04")

@@ -32,6 +32,9 @@ from pathlib import Path
 
 import numpy as np
 
+from genline import contract
+from genline.netutil import free_port
+
 ROOT = Path(__file__).resolve().parents[1]
 LATENT = 64
 
@@ -114,12 +117,6 @@ def inputs(batch, seed=0):
 # ------------------------------------------------------------------------------------------------
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _ort_session(path, threads=1, spinning=False):
     import onnxruntime as ort
 
@@ -158,7 +155,9 @@ def serve_grpc_ort(port: int, onnx_path: str) -> None:
         b = int.from_bytes(req[:4], "little")
         labels = np.frombuffer(req[4 : 4 + 8 * b], np.int64)
         z = np.frombuffer(req[4 + 8 * b :], np.float32).reshape(b, LATENT)
-        return sess.run(["image"], {"label": labels, "z": z})[0].tobytes()
+        return sess.run(
+            [contract.OUTPUT_IMAGE], {contract.INPUT_LABEL: labels, contract.INPUT_Z: z}
+        )[0].tobytes()
 
     handler = grpc.method_handlers_generic_handler(
         "bench.Gen", {"Call": grpc.unary_unary_rpc_method_handler(handle)}
@@ -237,7 +236,11 @@ def kill(proc: subprocess.Popen) -> None:
 
 def ort_call(sess, batch):
     labels, z = inputs(batch)
-    return lambda: lambda: sess.run(["image"], {"label": labels, "z": z})
+    return lambda: (
+        lambda: sess.run(
+            [contract.OUTPUT_IMAGE], {contract.INPUT_LABEL: labels, contract.INPUT_Z: z}
+        )
+    )
 
 
 def torch_call(model, batch):
@@ -286,13 +289,13 @@ def triton_call(url, batch):
     def make():
         client = grpcclient.InferenceServerClient(url)
         ins = [
-            grpcclient.InferInput("label", [batch, 1], "INT64"),
-            grpcclient.InferInput("z", [batch, LATENT], "FP32"),
+            grpcclient.InferInput(contract.INPUT_LABEL, [batch, 1], "INT64"),
+            grpcclient.InferInput(contract.INPUT_Z, [batch, LATENT], "FP32"),
         ]
         ins[0].set_data_from_numpy(labels.reshape(-1, 1))
         ins[1].set_data_from_numpy(z)
-        outs = [grpcclient.InferRequestedOutput("image")]
-        return lambda: client.infer("genline_generator", ins, outputs=outs)
+        outs = [grpcclient.InferRequestedOutput(contract.OUTPUT_IMAGE)]
+        return lambda: client.infer(contract.MODEL_NAME, ins, outputs=outs)
 
     return make
 
@@ -332,9 +335,9 @@ class TritonBench:
         self.model_dir = model_dir
         self.repo = workdir / "repo"
         self.home = workdir / "home"
-        ports = sorted({srv.free_port() for _ in range(3)})
+        ports = sorted({free_port() for _ in range(3)})
         while len(ports) < 3:
-            ports = sorted(set(ports) | {srv.free_port()})
+            ports = sorted(set(ports) | {free_port()})
         self.cfg = srv.ServerConfig(
             repository=self.repo,
             http_port=ports[0],
@@ -462,7 +465,7 @@ def main(argv=None) -> int:
     from genline.serving.config import CpuTuning
 
     model_dir = ensure_model(args.model)
-    onnx_path = model_dir / "model.onnx"
+    onnx_path = model_dir / contract.ONNX_FP32
     dur = args.duration
     t_start = time.time()
 
@@ -738,8 +741,8 @@ def write_report(out, R, sweep_rows, best, tstats, model_dir, dur, wall, rounds,
         f"- First request 3 s after a (re)start, from a fresh client: {first_ms[0]:.1f} ms, the "
         f"next {first_ms[1]:.1f} ms (ORT warms up at batch 1, 8 and 64 in the model's "
         "initialize, and Triton's model_warmup sends one request marked with the optional "
-        "`genline_warmup` input, which the prediction log skips; without the latter the first "
-        "request took 50-100 ms).",
+        f"`{contract.WARMUP_INPUT}` input, which the prediction log skips; without the latter "
+        "the first request took 50-100 ms).",
         "- Prediction logging is on in every Triton figure here (spool write per request, "
         "compaction in a watcher process).",
     ]

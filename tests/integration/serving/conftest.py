@@ -22,6 +22,7 @@ sys.path.insert(0, str(ROOT / "tests" / "unit" / "serving"))
 import onnx_fixture  # noqa: E402
 
 from genline import contract  # noqa: E402
+from genline.netutil import free_port  # noqa: E402
 from genline.serving import server as srv  # noqa: E402
 from genline.serving.publish import Target  # noqa: E402
 
@@ -50,7 +51,7 @@ def make_served(base: Path) -> Served:
     repo = make_repo(base / "repo")
     ports = set()
     while len(ports) < 3:
-        ports.add(srv.free_port())
+        ports.add(free_port())
     http, grpc, metrics = sorted(ports)
     cfg = srv.ServerConfig(
         repository=repo,

@@ -24,6 +24,7 @@ from tritonclient.utils import InferenceServerException
 
 from genline import contract
 from genline.fsutil import read_json
+from genline.netutil import free_port
 from genline.serving import repository as repo_mod
 from genline.serving import server as srv
 from genline.serving.config import write_configs
@@ -51,7 +52,7 @@ def server(tmp_path_factory):
     write_configs(repo)  # the server starts with the default model (no versions yet)
     ports = set()
     while len(ports) < 3:
-        ports.add(srv.free_port())
+        ports.add(free_port())
     http, grpc, metrics = sorted(ports)
     cfg = srv.ServerConfig(
         repository=repo,

@@ -16,6 +16,7 @@ from tritonclient.utils import InferenceServerException
 from genline import contract
 from genline.alerts import read_alerts
 from genline.client import GenerationError, GenlineClient
+from genline.netutil import free_port
 from genline.serving import repository as repo_mod
 from genline.serving import server as srv
 from genline.serving.config import check_config_against_onnx, parse_config
@@ -348,7 +349,7 @@ def test_version_swap_under_load_then_rollback(triton, published, model_dir, grp
 
 
 def test_client_retries_only_on_unavailable(triton, published):
-    port = srv.free_port()  # nothing listens here: UNAVAILABLE
+    port = free_port()  # nothing listens here: UNAVAILABLE
     with GenlineClient(f"127.0.0.1:{port}", retries=2, backoff_s=0.01) as client:
         with pytest.raises(GenerationError) as err:
             client.generate([1], z=np.zeros((1, 64), np.float32))

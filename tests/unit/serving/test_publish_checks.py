@@ -18,11 +18,11 @@ from onnx.external_data_helper import set_external_data
 
 from genline import contract
 from genline.fsutil import atomic_write_json, read_json, sha256_file
+from genline.netutil import free_port
 from genline.serving import repository as repo_mod
 from genline.serving.config import write_configs
 from genline.serving.publish import PublishError, Target, publish
 from genline.serving.publish_checks import ModelDirError, class_change, read_model_dir
-from genline.serving.server import free_port
 
 
 @pytest.fixture

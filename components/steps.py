@@ -92,11 +92,12 @@ def evaluate_generator(
     field inside a dsl.If condition, and the pipeline must run the same there and on a cluster.)"""
     import shutil
 
-    from components.support import resolve_champion
+    from genline import contract
     from genline.data import load_npz
     from genline.evaluate import evaluate_model_dir
+    from genline.serving.registry import Registry
 
-    champion = resolve_champion(champion_version, model_repository)
+    champion = Registry().champion_dir(model_repository, contract.MODEL_NAME, champion_version)
     shutil.copytree(model.path, scored_model.path)
     values, gate = evaluate_model_dir(scored_model.path, load_npz(dataset.path), champion)
     for key, value in values.items():

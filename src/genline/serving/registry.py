@@ -74,6 +74,51 @@ class Registry:
         """The recorded state, lineage and reason of one version ({} if never recorded)."""
         return dict(self.entry(repository, model).get("versions", {}).get(str(version), {}))
 
+    def champion_dir(self, repository: str | Path, model: str, champion_version: str) -> str | None:
+        """The model directory a published version came from, for the champion/challenger gate.
+
+        Args:
+            repository: the Triton model repository the version was published into.
+            model: the served model's name.
+            champion_version: "" for no champion, "serving" for whatever serves now (none when
+                nothing has been published yet), or a version number.
+
+        Returns:
+            The directory the version was published from, or None when there is no champion.
+
+        Raises:
+            ValueError: an unknown version, or one whose model directory no longer exists.
+        """
+        if not champion_version:
+            return None
+        entry = self.entry(repository, model)
+        if champion_version == "serving":
+            serving = entry.get("serving")
+            if serving is None:
+                return None
+            version = str(serving)
+        elif champion_version.isdigit():
+            version = str(int(champion_version))
+        else:
+            raise ValueError(
+                "champion_version must be '', 'serving' or a version number, got "
+                f"{champion_version!r}"
+            )
+        record = entry.get("versions", {}).get(version)
+        if record is None:
+            known = sorted(entry.get("versions", {}), key=int)
+            raise ValueError(
+                f"version {version} of {model} was never published to "
+                f"{repository} (published: {known or 'none'})"
+            )
+        model_dir = record.get("lineage", {}).get("model_dir")
+        if not model_dir or not Path(model_dir).is_dir():
+            raise ValueError(
+                f"version {version}: its model directory {model_dir!r} is gone, so it "
+                "cannot be re-scored as the champion"
+            )
+        return model_dir
+
     def record(
         self,
         repository: str | Path,

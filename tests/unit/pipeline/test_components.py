@@ -9,11 +9,11 @@ import pytest
 from kfp import dsl
 
 from components import steps
-from components.support import png_html, resolve_champion
-from genline.tensorrt_engine import build_engine
+from components.support import png_html
 from genline.alerts import read_alerts
 from genline.data import load_builtin, make_dataset, save_npz
 from genline.serving.registry import Registry
+from genline.tensorrt_engine import build_engine
 
 
 def artifact(cls, path):
@@ -84,10 +84,13 @@ def test_champion_resolution(tmp_path):
     reg_path, repo = tmp_path / "registry.json", tmp_path / "repo"
     model_dir = tmp_path / "published-model"
     model_dir.mkdir()
-    kw = {"registry_path": str(reg_path)}
-    assert resolve_champion("", str(repo), **kw) is None
-    assert resolve_champion("serving", str(repo), **kw) is None  # nothing published yet
     reg = Registry(reg_path)
+
+    def resolve_champion(champion_version, repository):
+        return reg.champion_dir(repository, "genline_generator", champion_version)
+
+    assert resolve_champion("", str(repo)) is None
+    assert resolve_champion("serving", str(repo)) is None  # nothing published yet
     reg.record(
         repo,
         "genline_generator",
@@ -105,14 +108,14 @@ def test_champion_resolution(tmp_path):
         state="quarantined",
         lineage={"model_dir": str(tmp_path / "gone")},
     )
-    assert resolve_champion("serving", str(repo), **kw) == str(model_dir)
-    assert resolve_champion("1", str(repo), **kw) == str(model_dir)
+    assert resolve_champion("serving", str(repo)) == str(model_dir)
+    assert resolve_champion("1", str(repo)) == str(model_dir)
     with pytest.raises(ValueError, match="never published"):
-        resolve_champion("7", str(repo), **kw)
+        resolve_champion("7", str(repo))
     with pytest.raises(ValueError, match="is gone"):
-        resolve_champion("2", str(repo), **kw)
+        resolve_champion("2", str(repo))
     with pytest.raises(ValueError, match="'serving' or a version number"):
-        resolve_champion("../3", str(repo), **kw)
+        resolve_champion("../3", str(repo))
 
 
 def test_png_html_embeds_the_image(tmp_path):

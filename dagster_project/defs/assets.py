@@ -5,7 +5,6 @@ training dataset built from the accepted batches. Thin adapters over genline.ing
 import base64
 import json
 import os
-import shutil
 
 import dagster as dg
 
@@ -19,7 +18,7 @@ from genline.ingest import (
     sample_grid_png,
 )
 from genline.validation import ReferenceStats
-from genline.versioning import TRACKED_NAME, VersioningError, commit_dataset, current_version
+from genline.versioning import VersioningError, current_version, record_dataset_file
 
 from .checks import incoming_batch_check_specs
 from .partitions import daily_partitions
@@ -161,9 +160,10 @@ def training_dataset(
         "dagster_run": context.run.run_id,
     }
     try:
-        version, new = commit_dataset(
+        version, new, path = record_dataset_file(
             cfg,
             staging,
+            root / "datasets",
             info,
             message=(
                 f"training_dataset: {len(ds)} rows from {len(days)} accepted days "
@@ -171,18 +171,8 @@ def training_dataset(
             ),
         )
     except VersioningError as exc:
-        staging.unlink(missing_ok=True)
         raise as_failure(exc) from exc
-    try:
-        published = root / "datasets" / version.md5
-        path = published / TRACKED_NAME
-        if not path.exists():
-            published.mkdir(parents=True, exist_ok=True)
-            tmp = published / f".{TRACKED_NAME}.{os.getpid()}"
-            shutil.copyfile(staging, tmp)
-            os.replace(tmp, path)
-    finally:
-        staging.unlink(missing_ok=True)
+    published = path.parent
     png = sample_grid_png(ds)
     atomic_write_bytes(published / "samples.png", png)
     value = {

@@ -10,12 +10,32 @@ from pathlib import Path
 from typing import Any
 
 
-def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
-    h = hashlib.sha256()
+def file_digest(path: str | Path, algorithm: str = "sha256", chunk: int = 1 << 20) -> str:
+    """The hex digest of a file's bytes, read in chunks (the one file-hashing helper).
+
+    Args:
+        path: the file.
+        algorithm: a `hashlib` name ("sha256", "md5").
+        chunk: bytes read at a time.
+
+    Returns:
+        The hex digest.
+    """
+    h = hashlib.new(algorithm)
     with open(path, "rb") as fh:
         while block := fh.read(chunk):
             h.update(block)
     return h.hexdigest()
+
+
+def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
+    """sha256 of a file (artifact identity: models, ONNX files, deliveries)."""
+    return file_digest(path, "sha256", chunk)
+
+
+def md5_file(path: str | Path, chunk: int = 1 << 20) -> str:
+    """md5 of a file: DVC's content id for a tracked file (a dataset version's id)."""
+    return file_digest(path, "md5", chunk)
 
 
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:

@@ -3,7 +3,6 @@
 import ipaddress
 import json
 import os
-import socket
 import subprocess
 import sys
 import urllib.request
@@ -11,18 +10,14 @@ from pathlib import Path
 
 import pytest
 
+from genline.netutil import free_port
+
 from .conftest import REPO_ROOT
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 QUERY = """{ assetNodes { assetKey { path } isPartitioned
   assetChecksOrError { ... on AssetChecks { checks { name blocking } } } } }"""
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _listening_addresses(session: int) -> list[tuple[ipaddress._BaseAddress, int]]:
@@ -79,7 +74,7 @@ def test_is_loopback(host, loopback):
 def test_ui_serves_the_asset_graph_and_stops(tmp_path):
     env = dict(os.environ, GENLINE_HOME=str(tmp_path / "state"))
     env.pop("DAGSTER_HOME", None)  # the UI's own persistent home under the state dir
-    port = _free_port()
+    port = free_port()
     genline = [sys.executable, "-m", "genline.cli"]
     start = subprocess.run(
         [*genline, "ui", "--background", "--port", str(port)],

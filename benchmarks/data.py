@@ -87,11 +87,11 @@ def bench_validation(rows: int, repeats: int) -> dict:
     from genline.validation import (
         ReferenceStats,
         ValidationConfig,
-        _expectations,
         summary_frame,
         validate_dataset,
         validate_frame,
     )
+    from genline.validation.suite import _expectations
 
     ds, base = make_rows(rows)
     ref = ReferenceStats.from_dataset(base)

@@ -60,7 +60,8 @@ def test_core_imports_no_orchestrator(path: Path):
     bad = [(node.lineno, name) for node, name in _imports(tree) if _forbidden(name)]
     if path.is_relative_to(ADAPTER):
         eager = _module_level(tree)
-        bad = [(n.lineno, name) for n, name in _imports(tree) if _forbidden(name) and id(n) in eager]
+        found = _imports(tree)
+        bad = [(n.lineno, name) for n, name in found if _forbidden(name) and id(n) in eager]
         assert not bad, f"{path}: cli imports {bad} at import time; import them inside the command"
         return
     assert not bad, (

@@ -34,7 +34,38 @@ RETRYABLE = ("StatusCode.UNAVAILABLE",)
 # Triton answers NOT_FOUND with this while a shutting-down server has already unloaded the model
 # (measured on 2.51 between SIGTERM and the gRPC endpoint closing): retried like UNAVAILABLE.
 NO_VERSIONS = "has no available versions"
-DEADLINE_PARAM = "genline_deadline"  # == backend_model.DEADLINE_PARAM
+DEADLINE_PARAM = contract.DEADLINE_PARAM
+
+
+def infer_inputs(labels: np.ndarray, z: np.ndarray) -> list:
+    """The generator's gRPC inputs for one request (what every genline caller sends).
+
+    Over Triton, `label` travels as INT64 [B, 1] (a batched input needs a non-batch dimension;
+    the config reshapes it to the [B] the graph expects).
+
+    Args:
+        labels: (B,) int64 class indices.
+        z: (B, latent_dim) float32 latent rows.
+
+    Returns:
+        `tritonclient.grpc.InferInput`s for `contract.INPUT_LABEL` and `contract.INPUT_Z`.
+    """
+    import tritonclient.grpc as grpcclient
+
+    labels = np.ascontiguousarray(labels, dtype=np.int64).reshape(-1, 1)  # (B, 1)
+    z = np.ascontiguousarray(z, dtype=np.float32)  # (B, latent_dim)
+    inputs = [
+        grpcclient.InferInput(contract.INPUT_LABEL, list(labels.shape), "INT64"),
+        grpcclient.InferInput(contract.INPUT_Z, list(z.shape), "FP32"),
+    ]
+    inputs[0].set_data_from_numpy(labels)
+    inputs[1].set_data_from_numpy(z)
+    return inputs
+
+
+def served_version(result) -> int:
+    """The model version that answered an inference result (`InferResult`)."""
+    return int(result.get_response().model_version)
 
 
 class GenerationError(RuntimeError):
@@ -202,12 +233,7 @@ class GenlineClient:
         self, labels: np.ndarray, z: np.ndarray, seed, version, rid: str
     ) -> Generation:
         """One inference request (at most max_batch_size labels), with deadline and retries."""
-        inputs = [
-            self._grpc.InferInput(contract.INPUT_LABEL, [len(labels), 1], "INT64"),
-            self._grpc.InferInput(contract.INPUT_Z, list(z.shape), "FP32"),
-        ]
-        inputs[0].set_data_from_numpy(labels.reshape(-1, 1))
-        inputs[1].set_data_from_numpy(z)
+        inputs = infer_inputs(labels, z)
         outputs = [self._grpc.InferRequestedOutput(contract.OUTPUT_IMAGE)]
         attempts = {"n": 0}
 
@@ -230,7 +256,7 @@ class GenlineClient:
         return Generation(
             images=result.as_numpy(contract.OUTPUT_IMAGE),
             labels=labels,
-            model_version=int(result.get_response().model_version),
+            model_version=served_version(result),
             request_id=rid,
             attempts=attempts["n"],
         )

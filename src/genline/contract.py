@@ -25,6 +25,9 @@ WARMUP_INPUT = "genline_warmup"
 # What publish writes into every version directory <repo>/<model>/<N>/ beside the ONNX:
 SERVING_META = "serving.json"  # num_classes, latent_dim, image_shape, classes, version, lineage
 BACKEND_MODEL = "model.py"  # the python-backend model (a copy of genline.serving.backend_model)
+# Request parameter the genline client sends: its per-attempt deadline as epoch seconds, so the
+# backend can log an expired deadline as DEADLINE_EXCEEDED rather than a bare CANCELLED.
+DEADLINE_PARAM = "genline_deadline"
 
 # --- files in a model directory (`genline train --out DIR`) --------------------------------------
 CHECKPOINT = "checkpoint.pt"  # generator weights + config + dataset fingerprint + metrics

@@ -47,7 +47,7 @@ TEST_DELAY_PARAM = "genline_test_delay_s"
 PAUSE_SLICE_S = 0.01
 # Request parameter the genline client sends: its per-attempt deadline as epoch seconds (its
 # own clock). Only used to name a cancellation DEADLINE_EXCEEDED when that time has passed.
-DEADLINE_PARAM = "genline_deadline"
+DEADLINE_PARAM = contract.DEADLINE_PARAM
 CANCELLED_QUEUED = "cancelled before the batch ran (client cancel or expired gRPC deadline)"
 CANCELLED_PAUSED = "cancelled while the batch waited (client cancel or expired gRPC deadline)"
 

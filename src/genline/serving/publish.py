@@ -3,7 +3,7 @@
 publish(model_dir):
   1. refuse unless the directory is one passed, stamped, self-contained training run
      (genline.serving.publish_checks); nothing is assigned or written for a refused directory;
-  2. under the publish lock, reconcile what a publish that died left behind (see _reconcile);
+  2. under the publish lock, reconcile what a publish that died left behind (genline.serving.reconcile);
   3. if this ONNX (same sha256, same classes and shapes) is the serving version already, return
      it: publishing is idempotent. If it is only an older, standby version, it is published
      again as a new version, so that "publish X" always ends with X serving (Triton serves the
@@ -24,28 +24,33 @@ Crash safety: genline.faults.kill_point marks "publish.after_stage", "publish.af
 "publish.after_load" and "publish.after_canary"; a SIGKILL at any of them leaves a "staged"
 registry entry that the next publish (or rollback) quarantines before doing anything else.
 
-rollback(): quarantine the serving version (reason "rolled back"), reload, canary the previous.
+rollback(): quarantine the serving version (reason "rolled back"), reload, canary the newest
+standby version older than it.
+
+The registry is the only record of version state: the serving version, its classes and shapes
+(recorded when a version is staged), and what a rollback serves are read from it, never from the
+version directories (which are what Triton loads). Staging lives in genline.serving.staging, the
+canary and probe in genline.serving.canary, the server calls in genline.control.
 """
 
 from __future__ import annotations
 
 import fcntl
 import os
-import shutil
-import time
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from genline import contract
 from genline.alerts import send_alert
+from genline.control import ControlClient, ControlError, error_message
 from genline.faults import kill_point
-from genline.fsutil import atomic_write_json, read_json, sha256_file
+from genline.fsutil import atomic_write_json, sha256_file
 from genline.serving import repository as repo_mod
+from genline.serving.canary import canary, probe_images
 from genline.serving.publish_checks import (
     ModelDir,
     ModelDirError,
@@ -53,9 +58,9 @@ from genline.serving.publish_checks import (
     read_model_dir,
 )
 from genline.serving.publish_checks import check_self_contained_onnx as check_self_contained
+from genline.serving.reconcile import ReconcileError, reconcile, reload_or_unload
 from genline.serving.registry import Registry
-
-BACKEND_MODEL = Path(__file__).with_name("backend_model.py")
+from genline.serving.staging import StagingError, check_against_config, fsync_dir, stage_files
 
 
 class PublishError(RuntimeError):
@@ -102,7 +107,7 @@ class PublishResult:
 
 
 @contextmanager
-def _publish_lock(repository: Path):
+def _publish_lock(repository: Path) -> Iterator[None]:
     lock_dir = repository / repo_mod.STAGING  # git-ignored, same filesystem
     lock_dir.mkdir(parents=True, exist_ok=True)
     with open(lock_dir / "publish.lock", "a") as fh:
@@ -113,165 +118,24 @@ def _publish_lock(repository: Path):
             fcntl.flock(fh, fcntl.LOCK_UN)
 
 
-class _Server:
-    """Repository control + inference on the target server (admin header for control calls)."""
-
-    def __init__(self, target: Target):
-        import tritonclient.grpc as grpcclient
-
-        from genline.serving.server import admin_headers
-
-        self.g = grpcclient
-        self.target = target
-        self.client = grpcclient.InferenceServerClient(target.url)
-        self.headers = admin_headers(target.run_dir)
-
-    def check_ready(self) -> None:
-        try:
-            ready = self.client.is_server_ready(client_timeout=5)
-        except Exception as exc:
-            raise PublishError(
-                f"Triton is not reachable at {self.target.url} ({exc}); start it with "
-                "`genline serve --background`"
-            ) from exc
-        if not ready:
-            raise PublishError(f"Triton at {self.target.url} is not ready")
-
-    def load(self) -> None:
-        self.client.load_model(
-            self.target.model, headers=self.headers, client_timeout=self.target.load_timeout_s
-        )
-
-    def reload_or_unload(self) -> None:
-        """Reload from what is on disk; with no version left, unload the model instead."""
-        if repo_mod.versions(self.target.repository, self.target.model):
-            self.load()
-        else:
-            self.client.unload_model(
-                self.target.model, headers=self.headers, client_timeout=self.target.load_timeout_s
-            )
-
-    def loaded_versions(self) -> list[int]:
-        """Versions that are loaded and ready right now."""
-        try:
-            meta = self.client.get_model_metadata(self.target.model, as_json=True)
-        except Exception:
-            return []
-        out = []
-        for v in meta.get("versions", []):
-            try:
-                if self.client.is_model_ready(self.target.model, str(v)):
-                    out.append(int(v))
-            except Exception:
-                pass
-        return sorted(out)
-
-    def infer_chunked(self, labels: np.ndarray, z: np.ndarray, version: int, chunk: int = 32):
-        images = []
-        for i in range(0, len(labels), chunk):
-            served, img = self.infer(labels[i : i + chunk], z[i : i + chunk], version)
-            if served != version:
-                raise PublishError(f"probe answered by version {served}, expected {version}")
-            images.append(img)
-        return np.concatenate(images)
-
-    def infer(self, labels: np.ndarray, z: np.ndarray, version: int | None = None):
-        inputs = [
-            self.g.InferInput(contract.INPUT_LABEL, [len(labels), 1], "INT64"),
-            self.g.InferInput(contract.INPUT_Z, list(z.shape), "FP32"),
-        ]
-        inputs[0].set_data_from_numpy(labels.reshape(-1, 1))
-        inputs[1].set_data_from_numpy(z)
-        res = self.client.infer(
-            self.target.model,
-            inputs,
-            model_version="" if version is None else str(version),
-            request_id=f"genline-canary-{time.time_ns()}",
-            client_timeout=30,
-        )
-        return int(res.get_response().model_version), res.as_numpy(contract.OUTPUT_IMAGE)
-
-    def close(self) -> None:
-        self.client.close()
+def _connect(target: Target) -> ControlClient:
+    return ControlClient(
+        target.url, target.model, run_dir=target.run_dir, load_timeout_s=target.load_timeout_s
+    )
 
 
-def _check_images(images: np.ndarray, n: int, image_shape: list[int]) -> None:
-    if images is None or list(images.shape) != [n, *image_shape]:
-        got = None if images is None else list(images.shape)
-        raise PublishError(f"canary: image shape {got} != {[n, *image_shape]}")
-    if not np.isfinite(images).all():
-        raise PublishError("canary: images contain NaN/Inf")
-    if images.min() < -1e-5 or images.max() > 1 + 1e-5:
-        raise PublishError(
-            f"canary: pixel values outside [0, 1] ({images.min():.4f}..{images.max():.4f})"
-        )
-    if float(images.std()) == 0.0:
-        raise PublishError("canary: every pixel of every image is identical")
-
-
-def canary(server: _Server, expect_version: int, meta: dict[str, Any]) -> None:
-    """Unpinned request: must be served by `expect_version` with valid images."""
-    from genline.serving.profile import ProbeSet
-
-    probe = ProbeSet(int(meta["num_classes"]), int(meta["latent_dim"]), per_class=1, seed=7)
-    labels, z = probe.arrays()
-    version, images = server.infer(labels, z)
-    if version != expect_version:
-        raise PublishError(
-            f"canary: response came from version {version}, expected {expect_version}"
-        )
-    _check_images(images, len(labels), list(meta["image_shape"]))
-
-
-def _stage(model_dir: Path, export: dict, stage: Path) -> dict[str, str]:
-    """Copy the served files into `stage` and verify each against export.json's sha256."""
-    variant = export.get("serving_variant", contract.ONNX_FP32)
-    files = export["files"]
-    plan = {contract.ONNX_FP32: variant}
-    if contract.EVALUATOR_ONNX in files:
-        plan[contract.EVALUATOR_ONNX] = contract.EVALUATOR_ONNX
-    digests: dict[str, str] = {}
-    for dest_name, src_name in plan.items():
-        src = model_dir / src_name
-        if src_name not in files:
-            raise PublishError(f"export.json records no sha256 for {src_name}")
-        if not src.is_file():
-            raise PublishError(f"{src} is missing")
-        shutil.copyfile(src, stage / dest_name)
-        digest = sha256_file(stage / dest_name)
-        if digest != files[src_name]:
-            raise PublishError(
-                f"sha256 of {src_name} ({digest[:12]}...) does not match the "
-                f"training output recorded in export.json ({files[src_name][:12]}...)"
-            )
-        digests[dest_name] = digest
-    shutil.copyfile(BACKEND_MODEL, stage / "model.py")
-    return digests
-
-
-def _check_against_config(repository: Path, model: str, onnx_path: Path) -> None:
-    """The committed config.pbtxt must describe this graph (names, dtypes, shapes)."""
-    from genline.serving.config import check_config_against_onnx, parse_config
-
-    config = parse_config(repo_mod.model_dir(repository, model) / "config.pbtxt")
+def _check_ready(server: ControlClient) -> None:
     try:
-        problems = check_config_against_onnx(config, onnx_path)
-    except Exception:  # an unreadable ONNX: Triton's load reports it and the version is quarantined
-        return
-    if problems:
-        raise PublishError(
-            "the model does not match config.pbtxt (regenerate it with "
-            "`genline serve --write-config --model DIR`): " + "; ".join(problems)
-        )
+        server.check_ready()
+    except ControlError as exc:
+        raise PublishError(str(exc)) from exc
 
 
-def _fsync_dir(path: Path) -> None:
-    for p in [*path.iterdir(), path]:
-        fd = os.open(p, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+def _reconcile(target: Target, server: ControlClient, registry: Registry) -> list[str]:
+    try:
+        return reconcile(Path(target.repository), server, registry, target.alert_dir)
+    except ReconcileError as exc:
+        raise PublishError(str(exc)) from exc
 
 
 def _alert(target: Target, summary: str, details: dict) -> None:
@@ -282,7 +146,7 @@ def _alert(target: Target, summary: str, details: dict) -> None:
 
 def _fail(
     target: Target,
-    server: _Server | None,
+    server: ControlClient | None,
     version: int,
     reason: str,
     registry: Registry,
@@ -294,7 +158,7 @@ def _fail(
     restored = None
     if server is not None:
         try:
-            server.reload_or_unload()  # without N: the latest remaining versions serve
+            reload_or_unload(server, repo)  # without N: the latest remaining versions serve
             restored = server.loaded_versions()
         except Exception as exc:
             reason = f"{reason}; reloading the previous version also failed: {exc}"
@@ -324,20 +188,14 @@ def _onnx_sha256(md: ModelDir) -> str | None:
     return digest if digest == md.export["files"].get(md.serving_variant) else None
 
 
-def _served_meta(repository: Path, model: str, version: int) -> dict[str, Any] | None:
-    path = repo_mod.model_dir(repository, model) / str(version) / "serving.json"
-    return read_json(path) if path.is_file() else None
-
-
 def _same_model(
     registry: Registry, repository: Path, model: str, onnx_sha256: str, meta: dict[str, Any]
 ) -> int | None:
     """The newest serving or standby version holding this ONNX with the same classes/shapes."""
-    present = set(repo_mod.versions(repository, model))
     for version in reversed(registry.in_state(repository, model, "serving", "standby")):
         info = registry.version_info(repository, model, version)
-        old = _served_meta(repository, model, version)
-        if version not in present or old is None:
+        old = registry.serving_meta(repository, model, version)
+        if old is None:
             continue
         if info.get("lineage", {}).get("onnx_sha256") != onnx_sha256:
             continue
@@ -347,73 +205,12 @@ def _same_model(
     return None
 
 
-def _reconcile(target: Target, server: _Server, registry: Registry) -> list[str]:
-    """Clean up after a publish that died (call with the publish lock held).
-
-    The registry is the record of version state. A version it holds as "staged" never reached
-    the end of its publish: its canary may not have run, yet Triton may be serving it (a kill
-    after load). It is quarantined, and the model reloaded so that the recorded serving version
-    serves again. A version directory the registry has no record of, in a repository the
-    registry knows, never passed a canary either and is quarantined too. Staging directories
-    are the partial copies of dead publishes (the lock is held, so no live one) and are removed.
-
-    Returns:
-        One line per thing cleaned up (empty when there was nothing to do).
-    """
-    repo, model = Path(target.repository), target.model
-    notes = []
-    for leftover in repo_mod.staging_leftovers(repo):
-        repo_mod.remove_tree(leftover)
-        notes.append(f"removed the staging leftover {leftover.name} of an interrupted publish")
-    present = set(repo_mod.versions(repo, model))
-    changed = False
-    for version in registry.in_state(repo, model, "staged"):
-        reason = (
-            f"the publish of version {version} was interrupted before it was marked serving "
-            "(reconciled by the next publish)"
-        )
-        if version in present:
-            where = repo_mod.quarantine(repo, model, version, reason)
-            changed = True
-            notes.append(f"quarantined version {version} ({where}): {reason}")
-        else:
-            notes.append(f"version {version} was never renamed into place: {reason}")
-        registry.record(repo, model, "reconciled", version, state="quarantined", reason=reason)
-    known = registry.known_versions(repo, model)
-    if known:  # a registry that never saw this repository cannot judge its directories
-        for version in sorted(present - known):
-            reason = (
-                f"version directory {version} has no record in the registry (a publish died "
-                "before recording it, or it was copied in by hand) and never passed a canary"
-            )
-            where = repo_mod.quarantine(repo, model, version, reason)
-            registry.record(repo, model, "reconciled", version, state="quarantined", reason=reason)
-            changed = True
-            notes.append(f"quarantined version {version} ({where}): {reason}")
-    if changed:
-        try:
-            server.reload_or_unload()
-        except Exception as exc:
-            raise PublishError(
-                f"reconciling an interrupted publish: reloading {model} failed: {_msg(exc)}"
-            ) from exc
-    if notes:
-        send_alert(
-            "serving.publish",
-            f"reconciled an interrupted publish of {model}: " + "; ".join(notes),
-            severity="warning",
-            details={"notes": notes},
-            sink_dir=target.alert_dir,
-        )
-    return notes
-
-
 def _already_serving(
-    target: Target, server: _Server, registry: Registry, version: int, notes: list[str]
+    target: Target, server: ControlClient, registry: Registry, version: int, notes: list[str]
 ) -> PublishResult:
     """The idempotent outcome: check with a canary that `version` really serves, change nothing."""
     repo = Path(target.repository)
-    meta = _served_meta(repo, target.model, version) or {}
+    meta = registry.serving_meta(repo, target.model, version) or {}
     try:
         canary(server, version, meta)
     except Exception as exc:
@@ -424,7 +221,7 @@ def _already_serving(
         )
         raise PublishError(
             f"this model is already version {version}, recorded as serving, but its canary "
-            f"failed ({_msg(exc)}); nothing was changed (see `genline rollback`)",
+            f"failed ({error_message(exc)}); nothing was changed (see `genline rollback`)",
             version,
         ) from exc
     info = registry.version_info(repo, target.model, version)
@@ -472,10 +269,10 @@ def publish(
         raise PublishError(str(exc)) from exc
     meta = md.meta
     onnx_sha256 = _onnx_sha256(md)
-    server = _Server(target)
+    server = _connect(target)
     try:
         try:
-            server.check_ready()
+            _check_ready(server)
         except PublishError as exc:
             _alert(target, str(exc), {"model_dir": str(model_dir)})
             raise
@@ -490,7 +287,9 @@ def publish(
                 same = _same_model(registry, repo, target.model, onnx_sha256, meta)
             if same is not None and same == previous:
                 return _already_serving(target, server, registry, same, notes)
-            old_meta = None if previous is None else _served_meta(repo, target.model, previous)
+            old_meta = (
+                None if previous is None else registry.serving_meta(repo, target.model, previous)
+            )
             why = None if old_meta is None else class_change(meta, old_meta, previous)
             if why and not allow_class_change:
                 message = (
@@ -505,11 +304,11 @@ def publish(
             )
             stage = repo_mod.staging_dir(repo)
             try:
-                digests = _stage(md.path, md.export, stage)
-                _check_against_config(repo, target.model, stage / contract.ONNX_FP32)
+                digests = stage_files(md.path, md.export, stage)
+                check_against_config(repo, target.model, stage / contract.ONNX_FP32)
                 for name in digests:  # the bytes that will be served, not the source's
                     check_self_contained(stage / name)
-            except (PublishError, ModelDirError, OSError) as exc:
+            except (StagingError, ModelDirError, OSError) as exc:
                 repo_mod.quarantine(repo, target.model, version, str(exc), source=stage)
                 registry.record(
                     repo, target.model, "quarantined", version, state="quarantined", reason=str(exc)
@@ -536,13 +335,16 @@ def publish(
                 "class_change_allowed_over": previous if why else None,
                 "published_at": datetime.now(UTC).isoformat(),
             }
+            # for the backend model: Triton reads the version directory, not the registry
             atomic_write_json(
-                stage / "serving.json",
+                stage / contract.SERVING_META,
                 {**meta, "version": version, "model": target.model, "lineage": lineage},
             )
-            _fsync_dir(stage)
+            fsync_dir(stage)
             # recorded before the rename: from here on a crash leaves a record to reconcile
-            registry.record(repo, target.model, "staged", version, state="staged", lineage=lineage)
+            registry.record(
+                repo, target.model, "staged", version, state="staged", lineage=lineage, meta=meta
+            )
             kill_point("publish.after_stage")
             dest = repo_mod.model_dir(repo, target.model) / str(version)
             os.rename(stage, dest)  # atomic: Triton never sees a half-copied version
@@ -551,21 +353,31 @@ def publish(
                 server.load()
             except Exception as exc:
                 raise _fail(
-                    target, server, version, f"load failed: {_msg(exc)}", registry, previous
+                    target,
+                    server,
+                    version,
+                    f"load failed: {error_message(exc)}",
+                    registry,
+                    previous,
                 ) from exc
             kill_point("publish.after_load")
             try:
                 canary(server, version, meta)
                 probe = ProbeSet(meta["num_classes"], meta["latent_dim"])
                 labels, z = probe.arrays()
-                images = server.infer_chunked(labels, z, version)
+                images = probe_images(server, labels, z, version)
                 profile = build_profile(
                     target.model, version, probe, images, dest / contract.EVALUATOR_ONNX
                 )
                 profile_path = save_profile(profile, target.profile_dir)
             except Exception as exc:
                 raise _fail(
-                    target, server, version, f"canary failed: {_msg(exc)}", registry, previous
+                    target,
+                    server,
+                    version,
+                    f"canary failed: {error_message(exc)}",
+                    registry,
+                    previous,
                 ) from exc
             kill_point("publish.after_canary")
             lineage["reference_profile"] = str(profile_path)
@@ -598,40 +410,40 @@ def rollback(target: Target = Target()) -> tuple[int, int]:
     repo = Path(target.repository)
     repo_mod.check_repository(repo, target.model)
     registry = Registry(target.registry_path)
-    server = _Server(target)
+    server = _connect(target)
     try:
-        server.check_ready()
+        _check_ready(server)
         with _publish_lock(repo):
             _reconcile(target, server, registry)  # an interrupted publish is never rolled to
-            present = repo_mod.versions(repo, target.model)
-            current = registry.serving(repo, target.model) or (present[-1] if present else None)
-            if current is None or current not in present:
+            current = registry.serving(repo, target.model)
+            if current is None or current not in registry.in_state(repo, target.model, "serving"):
                 raise PublishError(f"no serving version of {target.model} to roll back from")
-            older = [v for v in present if v < current]
-            if not older:
+            target_version = registry.previous_version(repo, target.model, current)
+            if target_version is None:
                 raise PublishError(f"version {current} has no previous version to roll back to")
-            target_version = older[-1]
             repo_mod.quarantine(repo, target.model, current, "rolled back by genline rollback")
             try:
                 server.load()
-                meta = read_json(
-                    repo_mod.model_dir(repo, target.model) / str(target_version) / "serving.json"
+                canary(
+                    server,
+                    target_version,
+                    registry.serving_meta(repo, target.model, target_version) or {},
                 )
-                canary(server, target_version, meta)
             except Exception as exc:
                 repo_mod.restore(repo, target.model, current)
                 try:
-                    server.reload_or_unload()
+                    reload_or_unload(server, repo)
                 except Exception:
                     pass
                 _alert(
                     target,
                     f"rollback of {target.model} from {current} to {target_version} "
-                    f"failed: {_msg(exc)}",
+                    f"failed: {error_message(exc)}",
                     {"current": current},
                 )
                 raise PublishError(
-                    f"rollback to {target_version} failed ({_msg(exc)}); {current} restored"
+                    f"rollback to {target_version} failed ({error_message(exc)}); "
+                    f"{current} restored"
                 ) from exc
             registry.record(
                 repo,
@@ -652,9 +464,3 @@ def rollback(target: Target = Target()) -> tuple[int, int]:
             return current, target_version
     finally:
         server.close()
-
-
-def _msg(exc: BaseException) -> str:
-    m = getattr(exc, "message", None)
-    text = m() if callable(m) else str(exc)
-    return text.strip().splitlines()[0][:500] if text else type(exc).__name__

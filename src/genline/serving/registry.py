@@ -5,8 +5,13 @@ One JSON file (`<state>/serving/registry.json`, atomic rewrites under an exclusi
 
 Entry layout:
     {"serving": 3, "previous": [1, 2],
-     "versions": {"3": {"version": 3, "state": "serving", "published_at": ..., "lineage": {...}}},
+     "versions": {"3": {"version": 3, "state": "serving", "serving_at": ..., "lineage": {...},
+                        "meta": {...}}},
      "events": [{"time": ..., "event": "published", "version": 3, ...}, ...]}
+
+Each version also records the serving metadata it was published with (`meta`: num_classes,
+latent_dim, image_shape, classes), so publish and rollback never read it back from the version
+directories.
 
 Version states: "staged" (number assigned, files staged; recorded before the version directory
 is renamed into place, so a crash at any later point leaves a record), "serving", "standby"
@@ -74,6 +79,22 @@ class Registry:
         """The recorded state, lineage and reason of one version ({} if never recorded)."""
         return dict(self.entry(repository, model).get("versions", {}).get(str(version), {}))
 
+    def serving_meta(
+        self, repository: str | Path, model: str, version: int
+    ) -> dict[str, Any] | None:
+        """What `version` was published with: num_classes, latent_dim, image_shape, classes.
+
+        Returns:
+            The metadata recorded when the version was staged, or None when none was recorded.
+        """
+        meta = self.version_info(repository, model, version).get("meta")
+        return dict(meta) if meta is not None else None
+
+    def previous_version(self, repository: str | Path, model: str, version: int) -> int | None:
+        """The newest standby version older than `version` (what a rollback serves), or None."""
+        older = [v for v in self.in_state(repository, model, "standby") if v < version]
+        return older[-1] if older else None
+
     def champion_dir(self, repository: str | Path, model: str, champion_version: str) -> str | None:
         """The model directory a published version came from, for the champion/challenger gate.
 
@@ -130,8 +151,10 @@ class Registry:
         state: str | None = None,
         lineage: dict[str, Any] | None = None,
         reason: str | None = None,
+        meta: dict[str, Any] | None = None,
     ) -> dict:
-        """Append an event; optionally set the serving version, a version's state and lineage."""
+        """Append an event; optionally set the serving version and a version's state, lineage,
+        reason and serving metadata (`meta`: num_classes, latent_dim, image_shape, classes)."""
         now = datetime.now(UTC).isoformat()
         with self._locked() as data:
             entry = data["models"].setdefault(
@@ -152,6 +175,8 @@ class Registry:
                 v["lineage"] = lineage
             if reason is not None:
                 v["reason"] = reason
+            if meta is not None:
+                v["meta"] = meta
             if serving is not None:
                 old = entry.get("serving")
                 if old is not None and old != serving and str(old) in entry["versions"]:

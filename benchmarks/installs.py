@@ -19,8 +19,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 
 # The Makefile's setup recipe before the lock (commit f162307), verbatim.
-OLD = "python3 -m venv .venv && .venv/bin/python -m pip install -q --upgrade pip && " \
-      ".venv/bin/python -m pip install -q -e '.[dev]'"
+OLD = (
+    "python3 -m venv .venv && .venv/bin/python -m pip install -q --upgrade pip && "
+    ".venv/bin/python -m pip install -q -e '.[dev]'"
+)
 VARIANTS = [
     ("uv + lock (`make setup`)", "make -s setup"),
     ("pip, resolve ranges (old `make setup`)", OLD),
@@ -30,8 +32,12 @@ VARIANTS = [
 
 
 def freeze(clone: Path) -> dict[str, str]:
-    out = subprocess.run([str(clone / ".venv/bin/python"), "-m", "pip", "freeze",
-                          "--exclude-editable"], capture_output=True, text=True, check=True)
+    out = subprocess.run(
+        [str(clone / ".venv/bin/python"), "-m", "pip", "freeze", "--exclude-editable"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     pins = {}
     for line in out.stdout.splitlines():
         if "==" in line:
@@ -63,17 +69,34 @@ def main() -> None:
     lock = sets[VARIANTS[0][0]]
     fresh = sets[VARIANTS[1][0]]
     differ = sorted(k for k in set(lock) | set(fresh) if lock.get(k) != fresh.get(k))
-    lines = ["## Installs", "",
-             "`make setup` from an empty venv in a fresh clone, variants one after another in "
-             "one session (`benchmarks/installs.py`). 2 loaded cores; torch from the local "
-             "/opt/wheels CPU wheel in every variant.", "",
-             "| variant | seconds | vs old pip path |", "|---|---|---|"]
-    lines += [f"| {n} | {t:.0f} | {old / t:.1f}x faster |" if n != VARIANTS[1][0]
-              else f"| {n} | {t:.0f} | 1.0x |" for n, t in rows]
-    lines += ["", f"Resolving the ranges afresh today installed {len(fresh)} packages; "
-              f"{len(differ)} differ from the lock"
-              + (": " + ", ".join(f"{k} {lock.get(k, '-')} -> {fresh.get(k, '-')}"
-                                  for k in differ[:12]) if differ else "") + ".", ""]
+    lines = [
+        "## Installs",
+        "",
+        "`make setup` from an empty venv in a fresh clone, variants one after another in "
+        "one session (`benchmarks/installs.py`). 2 loaded cores; torch from the local "
+        "/opt/wheels CPU wheel in every variant.",
+        "",
+        "| variant | seconds | vs old pip path |",
+        "|---|---|---|",
+    ]
+    lines += [
+        f"| {n} | {t:.0f} | {old / t:.1f}x faster |"
+        if n != VARIANTS[1][0]
+        else f"| {n} | {t:.0f} | 1.0x |"
+        for n, t in rows
+    ]
+    lines += [
+        "",
+        f"Resolving the ranges afresh today installed {len(fresh)} packages; "
+        f"{len(differ)} differ from the lock"
+        + (
+            ": " + ", ".join(f"{k} {lock.get(k, '-')} -> {fresh.get(k, '-')}" for k in differ[:12])
+            if differ
+            else ""
+        )
+        + ".",
+        "",
+    ]
     out = ROOT / "docs" / "benchmarks" / "installs.md"
     out.write_text("\n".join(lines))
     print(out.read_text())

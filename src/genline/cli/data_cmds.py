@@ -251,9 +251,15 @@ def path_cmd(version: str, repo: str | None) -> None:
 @click.option("--publish", is_flag=True, help="With --train: publish to Triton if the gate passes.")
 @click.option("--model-repository", default=None, help="Triton model repository for --publish.")
 @click.option("--triton-url", default=None, help="Triton gRPC address for --publish.")
+@click.option("-v", "--verbose", is_flag=True, help="Show Dagster's and kfp.local's full output "
+              "(always written to a log file under $GENLINE_HOME/run/).")
 def materialize_cmd(days: int | None, train: bool, preset: str | None, publish: bool,
-                    model_repository: str | None, triton_url: str | None) -> None:
+                    model_repository: str | None, triton_url: str | None, verbose: bool) -> None:
     """Ingest the daily partitions and version training_dataset in the Dagster instance."""
+    from genline.cli import progress
+    from genline.ingest import DEFAULT_SIM_DAYS
+    from genline.paths import run_dir
+
     cmd = [sys.executable, "-m", "dagster_project.materialize"]
     if days:
         cmd += ["--days", str(days)]
@@ -264,18 +270,23 @@ def materialize_cmd(days: int | None, train: bool, preset: str | None, publish: 
         if model_repository:
             cmd += ["--model-repository", str(Path(model_repository).resolve())]
         cmd += ["--triton-url", triton_url] if triton_url else []
-    proc = subprocess.run(
-        cmd, cwd=project_root(), env=_dagster_env(), stdout=subprocess.PIPE, text=True
-    )
-    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("{")]
+    log = progress.log_path_for(run_dir(), "materialize")
+    renderer = progress.StageRenderer(sys.stdout, total_partitions=days or DEFAULT_SIM_DAYS)
+    code, lines = progress.run_logged(cmd, log, renderer, echo=sys.stdout if verbose else None,
+                                      cwd=project_root(), env=_dagster_env())
     out = json.loads(lines[-1]) if lines else {}
     if not out.get("training_dataset"):
-        raise click.ClickException("materializing the data assets failed (see the log above)")
+        click.echo("\n".join(["last lines of the log:", *progress.tail(log)]), err=True)
+        raise click.ClickException(f"materializing the data assets failed (exit {code}); "
+                                   f"full log: {log}")
     status = out["partitions"]
     accepted = sum(1 for s in status.values() if s == "accepted")
-    click.echo(f"{accepted}/{len(status)} daily batches accepted")
+    quarantined = sorted(d for d, s in status.items() if s != "accepted")
+    click.echo(f"{accepted}/{len(status)} daily batches accepted"
+               + (f"; not accepted: {', '.join(quarantined)}" if quarantined else ""))
     ds = out["training_dataset"]
     click.echo(f"training_dataset {ds['dvc_md5']}: {ds['num_rows']} rows -> {ds['path']}")
+    click.echo(f"full log: {log}")
     if train:
         _print_model(out.get("generator_model") or {})
 

@@ -1,6 +1,7 @@
 """`genline data materialize` (the `make demo` step) records runs in the persistent instance."""
 
 import os
+import re
 import subprocess
 import sys
 
@@ -32,10 +33,12 @@ def test_materialize_then_path(tmp_path, now, days):
     )
     assert out.returncode == 0, out.stderr[-2000:]
     assert "2/2 daily batches accepted" in out.stdout
+    # the full Dagster output goes to the log file whose path is printed (stdout: stage lines)
+    log = out.stdout.split("full log: ")[1].splitlines()[0]
     assert [f"{d}: accepted" for d in days] == [
-        ln for ln in out.stderr.splitlines() if ln.endswith(": accepted")
+        ln for ln in open(log).read().splitlines() if ln.endswith(": accepted")
     ]
-    md5 = out.stdout.split("training_dataset ")[1].split(":")[0]
+    md5 = re.search(r"^training_dataset ([0-9a-f]{32}):", out.stdout, re.M).group(1)
     path = subprocess.run(
         [*genline, "data", "path"],
         env=env,

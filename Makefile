@@ -20,7 +20,9 @@ UV_VERSION := 0.13.9
 UV         := $(BIN)/uv
 WHEELS     ?= /opt/wheels
 FIND_LINKS := $(if $(wildcard $(WHEELS)),--find-links $(WHEELS))
-# INSTALLER=pip installs the same lock with pip (slower; no uv needed).
+# INSTALLER=pip installs the same lock with pip (slower; no uv needed). pip gets --no-deps: in
+# --require-hashes mode it refuses an extra (gql[requests]) that is not pinned under that very
+# spelling, and the lock is complete anyway (tests/unit/test_lock.py walks its closure).
 INSTALLER  ?= uv
 
 # Create the venv and install the locked set; quick when nothing changed.
@@ -31,7 +33,7 @@ ifeq ($(INSTALLER),uv)
 	$(UV) pip install -q --python $(BIN)/python --require-hashes $(FIND_LINKS) -r requirements.lock
 	$(UV) pip install -q --python $(BIN)/python --no-deps -e .
 else
-	$(BIN)/python -m pip install -q --require-hashes -r requirements.lock
+	$(BIN)/python -m pip install -q --require-hashes --no-deps -r requirements.lock
 	$(BIN)/python -m pip install -q --no-deps -e .
 endif
 	@touch $(STAMP)
@@ -56,14 +58,18 @@ lock: $(UV)
 # (Great Expectations checks, quarantine), versions training_dataset with DVC, then its
 # generator_model asset runs the Kubeflow pipeline (kfp.local): validate -> train -> evaluate +
 # gate -> export -> publish to Triton; finally an app-style gRPC request draws a grid.
+# It prints one line per stage; the full Dagster/kfp.local output goes to a log file under
+# $(GENLINE_HOME)/run/ (printed). VERBOSE=1 make demo shows everything.
+Q := $(if $(VERBOSE),,@)
+STATUS_JSON = $(GENLINE_HOME)/run/serve-status.json
 demo: setup
-	$(GL) serve --background
-	$(GL) ui --background
-	$(GL) data materialize --train --preset $(PRESET) --publish \
+	$(Q)$(GL) serve --background
+	$(Q)$(GL) ui --background
+	$(Q)$(GL) data materialize --train --preset $(PRESET) --publish $(if $(VERBOSE),--verbose) \
 	  --model-repository triton_repo --triton-url $(TRITON_URL)
 	@mkdir -p $(OUT)
-	$(GL) generate --label 7 -n 16 --seed 1 --out $(OUT)/grid_served.png --url $(TRITON_URL)
-	@$(GL) serve --status
+	$(Q)$(GL) generate --label 7 -n 16 --seed 1 --out $(OUT)/grid_served.png --url $(TRITON_URL)
+	$(Q)$(GL) serve --status $(if $(VERBOSE),,> $(STATUS_JSON) || (cat $(STATUS_JSON); exit 1))
 	@echo "Triton runs in the background: gRPC $(TRITON_URL) (model genline_generator),"
 	@echo "  HTTP 127.0.0.1:8000, metrics http://127.0.0.1:8002/metrics; client example: docs/serving.md"
 	@echo "Dagster UI: http://127.0.0.1:3000   grid from Triton: $(OUT)/grid_served.png"

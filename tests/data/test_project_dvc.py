@@ -3,6 +3,7 @@ plain `dvc import` at the project root restores any version recorded in the data
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -19,7 +20,8 @@ DVC = str(Path(sys.executable).parent / "dvc")
 
 
 def _run(cwd: Path, *cmd: str) -> str:
-    proc = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True)
+    env = {**os.environ, "COLUMNS": "1000"}  # DVC wraps its tables at the terminal's width
+    proc = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, env=env)
     assert proc.returncode == 0, f"{' '.join(cmd)} failed in {cwd}:\n{proc.stdout}{proc.stderr}"
     return proc.stdout
 
@@ -57,7 +59,9 @@ def test_a_fresh_clone_lists_the_remote_and_imports_a_recorded_version(tmp_path,
     clone = tmp_path / "clone"
     _run(tmp_path, "git", "clone", "-q", "--depth", "1", REPO_ROOT.as_uri(), str(clone))
     listed = _run(clone, DVC, "remote", "list")
-    assert "genline" in listed and "dvc_remote" in listed and "(default)" in listed
+    name, url, default = listed.split()
+    assert (name, default) == ("genline", "(default)")
+    assert url == str(clone / ".genline" / "dvc_remote")
 
     cfg = DvcConfig.default(tmp_path / "state")  # a registry made here, as a run records it
     first = save_npz(digits.subset(np.arange(300)), tmp_path / "first.npz")

@@ -210,6 +210,10 @@ def training_dataset(
                 f"![samples](data:image/png;base64,{base64.b64encode(png).decode()})"
             ),
             "restore": f"genline data checkout {version.md5}",
+            "restore_dvc": (
+                f"dvc import {cfg.repo_dir} {path.name} --rev {version.commit} "
+                f"-o datasets/{path.name}"
+            ),
             "value": dg.MetadataValue.json(json.loads(json.dumps(value))),
         },
     )

@@ -2,7 +2,7 @@
 
 `genline.client.GenlineClient` is what apps use; this is what `genline publish` and `genline
 rollback` use against the same server. Control calls carry the admin header whose token lives
-in the server's run dir (`genline.serving.server.admin_headers`); inference requests are built
+in the server's run dir (`genline.serving.admin.admin_headers`); inference requests are built
 by `genline.client.infer_inputs`, exactly as an app's are.
 """
 
@@ -41,7 +41,7 @@ class ControlClient:
     ):
         import tritonclient.grpc as grpcclient
 
-        from genline.serving.server import admin_headers
+        from genline.serving.admin import admin_headers
 
         self.url = url
         self.model = model

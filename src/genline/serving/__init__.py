@@ -4,10 +4,14 @@ Modules (one concept each; nothing happens at import time):
 
 - `config`      -- the Triton model configs (CPU python backend, GPU onnxruntime + TensorRT),
                    rendered from one frozen dataclass and checked against the ONNX graph.
-- `server`      -- find, start, stop and query the `tritonserver` binary shipped in nvidia-pytriton.
+- `install`     -- where the `tritonserver` binary shipped in nvidia-pytriton and its stub are.
+- `admin`       -- the admin token that guards the repository-control API.
+- `server`      -- start, stop and query the `tritonserver` process.
 - `repository`  -- the versioned model repository: name checks, staging, quarantine.
 - `registry`    -- which version serves, and the lineage of every version ever published.
-- `publish`     -- publish with sha256 check, atomic rename, load, canary; rollback; quarantine.
+- `publish`     -- publish (idempotent, crash-safe) and rollback, over:
+  `staging` (copy + sha256 + config check), `canary` (canary and probe), `reconcile`
+  (interrupted publishes); server calls through `genline.control.ControlClient`.
 - `profile`     -- the reference output profile of a version on a fixed probe set.
 - `features`    -- the per-sample output features, the prediction log's one column list, the
                    spool's image encoding and the evaluator scorer.

@@ -3,7 +3,8 @@
 publish(model_dir):
   1. refuse unless the directory is one passed, stamped, self-contained training run
      (genline.serving.publish_checks); nothing is assigned or written for a refused directory;
-  2. under the publish lock, reconcile what a publish that died left behind (genline.serving.reconcile);
+  2. under the publish lock, reconcile what a publish that died left behind
+     (genline.serving.reconcile);
   3. if this ONNX (same sha256, same classes and shapes) is the serving version already, return
      it: publishing is idempotent. If it is only an older, standby version, it is published
      again as a new version, so that "publish X" always ends with X serving (Triton serves the

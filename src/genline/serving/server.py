@@ -34,21 +34,26 @@ from genline import contract
 from genline.fsutil import atomic_write_json, read_json
 from genline.netutil import free_port  # noqa: F401  (re-exported: callers use srv.free_port)
 from genline.procutil import pid_alive
+from genline.serving.admin import (  # noqa: F401  (admin_headers re-exported)
+    ADMIN_HEADER,
+    RESTRICTED_GRPC,
+    RESTRICTED_HTTP,
+    admin_headers,
+    admin_token,
+)
+from genline.serving.install import (  # noqa: F401  (re-exported)
+    ServerError,
+    TritonInstall,
+    find_triton,
+    prepare_backend_dir,
+)
 
-ADMIN_HEADER = "genline-admin-key"
 PIDFILE = "triton.json"
-TOKENFILE = "triton_admin_token"
-RESTRICTED_GRPC = "model-repository,logging,trace"
-RESTRICTED_HTTP = "model-repository,logging,trace"
 # Beyond --exit-timeout-secs, how long stop() waits before SIGKILL: model unload (finalize seals
 # the prediction-log spool) takes a few seconds after the last in-flight request. Triton 2.51 does
 # not exit cleanly when the exit timeout expires with requests still running (it aborts and can
 # hang in its crash handler), so this bound is what guarantees stop() returns.
 STOP_GRACE_S = 15.0
-
-
-class ServerError(RuntimeError):
-    """Triton could not be started, stopped or reached (message says why and what to do)."""
 
 
 @dataclass(frozen=True)
@@ -87,71 +92,6 @@ class ServerConfig:
         return f"http://{self.host}:{self.http_port}"
 
 
-@dataclass(frozen=True)
-class TritonInstall:
-    binary: Path
-    libs: Path
-    backend_lib_dir: Path  # holds libtriton_python.so and triton_python_backend_utils.py
-    stub: Path
-
-
-def find_triton() -> TritonInstall:
-    """Locate the tritonserver binary, its libraries and the python-backend stub for this Python.
-
-    Raises:
-        ServerError: naming the missing piece and how to get it.
-    """
-    try:
-        import pytriton
-    except ImportError as exc:
-        raise ServerError(
-            "nvidia-pytriton is not installed (it ships the tritonserver binary): "
-            "pip install nvidia-pytriton==0.7.0"
-        ) from exc
-    root = Path(pytriton.__file__).resolve().parent
-    version = f"{sys.version_info.major}.{sys.version_info.minor}"
-    install = TritonInstall(
-        binary=root / "tritonserver" / "bin" / "tritonserver",
-        libs=root.parent / "nvidia_pytriton.libs",
-        backend_lib_dir=root / "tritonserver" / "backends" / "python",
-        stub=root
-        / "tritonserver"
-        / "python_backend_stubs"
-        / version
-        / "triton_python_backend_stub",
-    )
-    if not install.binary.is_file() or not os.access(install.binary, os.X_OK):
-        raise ServerError(f"tritonserver binary missing or not executable: {install.binary}")
-    if not install.libs.is_dir():
-        raise ServerError(f"Triton's shared libraries are missing: {install.libs}")
-    if not (install.backend_lib_dir / "libtriton_python.so").is_file():
-        raise ServerError(f"Triton's python backend is missing: {install.backend_lib_dir}")
-    if not install.stub.is_file():
-        raise ServerError(f"no python-backend stub for Python {version}: {install.stub}")
-    return install
-
-
-def prepare_backend_dir(install: TritonInstall, run_dir: Path) -> Path:
-    """A backend directory (`<run_dir>/backends/python/...`) made of symlinks; idempotent."""
-    python_dir = run_dir / "backends" / "python"
-    python_dir.mkdir(parents=True, exist_ok=True)
-    links = {
-        "libtriton_python.so": install.backend_lib_dir / "libtriton_python.so",
-        "triton_python_backend_utils.py": install.backend_lib_dir
-        / "triton_python_backend_utils.py",
-        "triton_python_backend_stub": install.stub,
-    }
-    for name, target in links.items():
-        link = python_dir / name
-        if link.is_symlink() and Path(os.readlink(link)) == target:
-            continue
-        tmp = python_dir / f".{name}.{os.getpid()}"
-        tmp.unlink(missing_ok=True)
-        tmp.symlink_to(target)
-        os.replace(tmp, link)
-    return run_dir / "backends"
-
-
 def port_in_use(host: str, port: int) -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -160,35 +100,6 @@ def port_in_use(host: str, port: int) -> bool:
         except OSError:
             return True
     return False
-
-
-def admin_token(run_dir: Path, create: bool = False) -> str | None:
-    path = run_dir / TOKENFILE
-    if path.is_file():
-        return path.read_text(encoding="utf-8").strip()
-    if not create:
-        return None
-    token = secrets.token_hex(16)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as fh:
-        fh.write(token)
-    return token
-
-
-def admin_headers(run_dir: Path | None = None, protocol: str = "grpc") -> dict[str, str]:
-    """Headers that unlock the repository-control API of a server started from `run_dir`.
-
-    Triton's gRPC frontend expects the key prefixed with `triton-grpc-protocol-`; HTTP takes it
-    as given.
-    """
-    from genline.paths import run_dir as default_run_dir
-
-    token = admin_token(Path(run_dir) if run_dir is not None else default_run_dir())
-    if not token:
-        return {}
-    key = f"triton-grpc-protocol-{ADMIN_HEADER}" if protocol == "grpc" else ADMIN_HEADER
-    return {key: token}
 
 
 def build_command(

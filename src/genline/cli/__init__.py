@@ -16,6 +16,7 @@ _COMMAND_MODULES = (
     "genline.cli.serve_cmds",  # serve, publish, rollback, generate
     "genline.cli.data_cmds",  # data ..., ui
     "genline.cli.pipeline_cmds",  # pipeline ...
+    "genline.cli.alert_cmds",  # alerts list, resolve, test, flush
 )
 
 

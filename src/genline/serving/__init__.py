@@ -9,9 +9,11 @@ Modules (one concept each; nothing happens at import time):
 - `server`      -- start, stop and query the `tritonserver` process.
 - `repository`  -- the versioned model repository: name checks, staging, quarantine.
 - `registry`    -- which version serves, and the lineage of every version ever published.
-- `publish`     -- publish (idempotent, crash-safe) and rollback, over:
-  `staging` (copy + sha256 + config check), `canary` (canary and probe), `reconcile`
-  (interrupted publishes); server calls through `genline.control.ControlClient`.
+- `publish`     -- publish a gated model (idempotent, crash-safe), over `staging` (copy, sha256,
+                   config check), `canary` (canary and probe) and `reconcile` (interrupted
+                   publishes); `rollback` serves the previous version again; `target` holds what
+                   both share (Target, PublishError, the lock). Server calls go through
+                   `genline.control.ControlClient`.
 - `profile`     -- the reference output profile of a version on a fixed probe set.
 - `features`    -- the per-sample output features, the prediction log's one column list, the
                    spool's image encoding and the evaluator scorer.

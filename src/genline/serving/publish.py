@@ -31,23 +31,21 @@ standby version older than it.
 The registry is the only record of version state: the serving version, its classes and shapes
 (recorded when a version is staged), and what a rollback serves are read from it, never from the
 version directories (which are what Triton loads). Staging lives in genline.serving.staging, the
-canary and probe in genline.serving.canary, the server calls in genline.control.
+canary and probe in genline.serving.canary, rollback in genline.serving.rollback (re-exported
+here), the shared Target/PublishError/lock in genline.serving.target, the server calls in
+genline.control.
 """
 
 from __future__ import annotations
 
-import fcntl
 import os
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from genline import contract
-from genline.alerts import send_alert
-from genline.control import ControlClient, ControlError, error_message
+from genline.control import ControlClient, error_message
 from genline.faults import kill_point
 from genline.fsutil import atomic_write_json, sha256_file
 from genline.serving import repository as repo_mod
@@ -59,31 +57,19 @@ from genline.serving.publish_checks import (
     read_model_dir,
 )
 from genline.serving.publish_checks import check_self_contained_onnx as check_self_contained
-from genline.serving.reconcile import ReconcileError, reconcile, reload_or_unload
+from genline.serving.reconcile import reload_or_unload
 from genline.serving.registry import Registry
+from genline.serving.rollback import rollback  # noqa: F401  (re-exported)
 from genline.serving.staging import StagingError, check_against_config, fsync_dir, stage_files
-
-
-class PublishError(RuntimeError):
-    """Publishing or rolling back failed; the previous version keeps serving."""
-
-    def __init__(self, message: str, version: int | None = None):
-        super().__init__(message)
-        self.version = version
-
-
-@dataclass(frozen=True)
-class Target:
-    """Where to publish: the repository on disk and the server that serves it."""
-
-    repository: Path = Path("triton_repo")
-    url: str = "127.0.0.1:8001"
-    model: str = contract.MODEL_NAME
-    run_dir: Path | None = None  # for the admin token; default genline.paths.run_dir()
-    registry_path: Path | None = None
-    profile_dir: Path | None = None
-    alert_dir: Path | None = None
-    load_timeout_s: float = 120.0
+from genline.serving.target import (  # noqa: F401  (Target, PublishError re-exported)
+    PublishError,
+    Target,
+    alert,
+    check_ready_or_raise,
+    connect,
+    publish_lock,
+    reconcile_or_raise,
+)
 
 
 @dataclass(frozen=True)
@@ -107,44 +93,6 @@ class PublishResult:
     reconciled: list[str] = field(default_factory=list)
 
 
-@contextmanager
-def _publish_lock(repository: Path) -> Iterator[None]:
-    lock_dir = repository / repo_mod.STAGING  # git-ignored, same filesystem
-    lock_dir.mkdir(parents=True, exist_ok=True)
-    with open(lock_dir / "publish.lock", "a") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
-
-
-def _connect(target: Target) -> ControlClient:
-    return ControlClient(
-        target.url, target.model, run_dir=target.run_dir, load_timeout_s=target.load_timeout_s
-    )
-
-
-def _check_ready(server: ControlClient) -> None:
-    try:
-        server.check_ready()
-    except ControlError as exc:
-        raise PublishError(str(exc)) from exc
-
-
-def _reconcile(target: Target, server: ControlClient, registry: Registry) -> list[str]:
-    try:
-        return reconcile(Path(target.repository), server, registry, target.alert_dir)
-    except ReconcileError as exc:
-        raise PublishError(str(exc)) from exc
-
-
-def _alert(target: Target, summary: str, details: dict) -> None:
-    send_alert(
-        "serving.publish", summary, severity="critical", details=details, sink_dir=target.alert_dir
-    )
-
-
 def _fail(
     target: Target,
     server: ControlClient | None,
@@ -164,7 +112,7 @@ def _fail(
         except Exception as exc:
             reason = f"{reason}; reloading the previous version also failed: {exc}"
     registry.record(repo, target.model, "quarantined", version, state="quarantined", reason=reason)
-    _alert(
+    alert(
         target,
         f"publish of {target.model} version {version} failed: {reason}",
         {
@@ -215,7 +163,7 @@ def _already_serving(
     try:
         canary(server, version, meta)
     except Exception as exc:
-        _alert(
+        alert(
             target,
             f"{target.model} version {version} is recorded as serving but fails its canary",
             {"version": version},
@@ -266,19 +214,19 @@ def publish(
         repo_mod.check_repository(repo, target.model)
         md = read_model_dir(model_dir)
     except (ModelDirError, repo_mod.RepositoryError) as exc:
-        _alert(target, f"publish of {model_dir} refused: {exc}", {"model_dir": str(model_dir)})
+        alert(target, f"publish of {model_dir} refused: {exc}", {"model_dir": str(model_dir)})
         raise PublishError(str(exc)) from exc
     meta = md.meta
     onnx_sha256 = _onnx_sha256(md)
-    server = _connect(target)
+    server = connect(target)
     try:
         try:
-            _check_ready(server)
+            check_ready_or_raise(server)
         except PublishError as exc:
-            _alert(target, str(exc), {"model_dir": str(model_dir)})
+            alert(target, str(exc), {"model_dir": str(model_dir)})
             raise
-        with _publish_lock(repo):
-            notes = _reconcile(target, server, registry)
+        with publish_lock(repo):
+            notes = reconcile_or_raise(target, server, registry)
             previous = registry.serving(repo, target.model)
             loaded_before = server.loaded_versions()
             if previous is None and loaded_before:
@@ -298,7 +246,7 @@ def publish(
                     "another class. Pass --allow-class-change (publish(..., "
                     "allow_class_change=True)) to replace it"
                 )
-                _alert(target, message, {"model_dir": str(model_dir), "serving": previous})
+                alert(target, message, {"model_dir": str(model_dir), "serving": previous})
                 raise PublishError(message)
             version = repo_mod.next_version(
                 repo, target.model, registry.known_versions(repo, target.model)
@@ -314,7 +262,7 @@ def publish(
                 registry.record(
                     repo, target.model, "quarantined", version, state="quarantined", reason=str(exc)
                 )
-                _alert(
+                alert(
                     target,
                     f"publish of {target.model} version {version} failed: {exc}",
                     {"version": version, "model_dir": str(model_dir)},
@@ -398,70 +346,5 @@ def publish(
                 lineage=lineage,
                 reconciled=notes,
             )
-    finally:
-        server.close()
-
-
-def rollback(target: Target = Target()) -> tuple[int, int]:
-    """Make the previous version serve again (with the same canary).
-
-    Returns:
-        (rolled_back_version, now_serving_version)
-    """
-    repo = Path(target.repository)
-    repo_mod.check_repository(repo, target.model)
-    registry = Registry(target.registry_path)
-    server = _connect(target)
-    try:
-        _check_ready(server)
-        with _publish_lock(repo):
-            _reconcile(target, server, registry)  # an interrupted publish is never rolled to
-            current = registry.serving(repo, target.model)
-            if current is None or current not in registry.in_state(repo, target.model, "serving"):
-                raise PublishError(f"no serving version of {target.model} to roll back from")
-            target_version = registry.previous_version(repo, target.model, current)
-            if target_version is None:
-                raise PublishError(f"version {current} has no previous version to roll back to")
-            repo_mod.quarantine(repo, target.model, current, "rolled back by genline rollback")
-            try:
-                server.load()
-                canary(
-                    server,
-                    target_version,
-                    registry.serving_meta(repo, target.model, target_version) or {},
-                )
-            except Exception as exc:
-                repo_mod.restore(repo, target.model, current)
-                try:
-                    reload_or_unload(server, repo)
-                except Exception:
-                    pass
-                _alert(
-                    target,
-                    f"rollback of {target.model} from {current} to {target_version} "
-                    f"failed: {error_message(exc)}",
-                    {"current": current},
-                )
-                raise PublishError(
-                    f"rollback to {target_version} failed ({error_message(exc)}); "
-                    f"{current} restored"
-                ) from exc
-            registry.record(
-                repo,
-                target.model,
-                "rolled_back",
-                current,
-                state="rolled_back",
-                reason=f"rolled back to {target_version}",
-            )
-            registry.record(
-                repo,
-                target.model,
-                "serving_again",
-                target_version,
-                serving=target_version,
-                state="serving",
-            )
-            return current, target_version
     finally:
         server.close()

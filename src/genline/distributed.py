@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import inspect
 import os
-import socket
 import sys
 import tempfile
 import traceback
@@ -27,8 +26,7 @@ from typing import Any
 from genline import contract
 from genline.data import DataConfig, Dataset, load_dataset
 from genline.fsutil import atomic_write_json
-
-LOOPBACK = "127.0.0.1"
+from genline.netutil import LOOPBACK, free_port
 
 
 class DistributedError(RuntimeError):
@@ -60,13 +58,6 @@ class DistributedConfig:
             raise ValueError(f"backend must be 'gloo', 'nccl' or None, got {self.backend!r}")
         if self.threads_per_rank is not None and self.threads_per_rank < 1:
             raise ValueError(f"threads_per_rank must be >= 1, got {self.threads_per_rank}")
-
-
-def free_port(host: str = LOOPBACK) -> int:
-    """A TCP port that is free on `host` right now (the OS picks it)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((host, 0))
-        return int(s.getsockname()[1])
 
 
 def _trainer_takes_device() -> bool:

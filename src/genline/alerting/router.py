@@ -52,6 +52,7 @@ class FlushReport:
     dead_lettered: list[tuple[str, int, str]] = field(default_factory=list)
     pending: int = 0
     busy: bool = False
+    stalled: set[str] = field(default_factory=set)  # receivers that ran out of time this call
 
 
 class Router:
@@ -288,10 +289,13 @@ class Router:
         progressed = False
         names = sorted({r for e in events for r in e.receivers}, key=lambda r: r != "file")
         for name in names:
+            if name in report.stalled:
+                continue
             cursor = cursors.get(name, {"seq": 0, "attempts": 0})
             for event in [e for e in events if name in e.receivers and e.seq > cursor["seq"]]:
                 done = self._deliver_one(name, event, report, deadline)
                 if not done:
+                    report.stalled.add(name)
                     break  # keep order: nothing later goes to `name` before this event
                 progressed = True
         return progressed

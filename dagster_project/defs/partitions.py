@@ -2,14 +2,13 @@
 
 A partitions definition is fixed when the code location loads, so its start cannot follow the
 clock (a location loaded last month would disagree with one loaded today about which partitions
-exist). It starts at a fixed day far enough back instead, PARTITIONS_START_DATE, or at
-`GENLINE_DATA_START_DATE=YYYY-MM-DD` (read at load: the one setting a partitions definition can
-take). The last partition is the day before `genline.clock.now()`: `partition_keys()` evaluates
-the definition at that instant, so a pinned clock (GENLINE_NOW) moves Dagster's view with it.
+exist). It starts at a fixed day far enough back instead, PARTITIONS_START_DATE (a constant, not
+an environment variable: nothing is read when the module is imported; a deployment whose data
+starts earlier changes the constant). The last partition is the day before
+`genline.clock.now()`: `partition_keys()` evaluates the definition at that instant, so a pinned clock (GENLINE_NOW) moves Dagster's view with it.
 Which days hold data is the simulation's or the drop folder's business, not the partitions'.
 """
 
-import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -18,13 +17,12 @@ import dagster as dg
 from genline import clock
 from genline.ingest import parse_day
 
-START_DATE_ENV = "GENLINE_DATA_START_DATE"
 PARTITIONS_START_DATE = "2025-01-01"
 
 
 def start_date() -> str:
-    """The first partition: $GENLINE_DATA_START_DATE or PARTITIONS_START_DATE."""
-    return parse_day(os.environ.get(START_DATE_ENV) or PARTITIONS_START_DATE).isoformat()
+    """The first partition, YYYY-MM-DD."""
+    return parse_day(PARTITIONS_START_DATE).isoformat()
 
 
 daily_partitions = dg.DailyPartitionsDefinition(start_date=start_date())
@@ -48,6 +46,6 @@ def partition_keys(last: int | None = None) -> list[str]:
     if not keys:
         raise ValueError(
             f"no daily partition has ended by {clock.now().isoformat()}: the first is "
-            f"{start_date()} (set {START_DATE_ENV} or {clock.ENV})"
+            f"{start_date()} (PARTITIONS_START_DATE; pin the clock with {clock.ENV})"
         )
     return keys[-last:] if last else keys

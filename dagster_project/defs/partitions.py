@@ -5,7 +5,8 @@ clock (a location loaded last month would disagree with one loaded today about w
 exist). It starts at a fixed day far enough back instead, PARTITIONS_START_DATE (a constant, not
 an environment variable: nothing is read when the module is imported; a deployment whose data
 starts earlier changes the constant). The last partition is the day before
-`genline.clock.now()`: `partition_keys()` evaluates the definition at that instant, so a pinned clock (GENLINE_NOW) moves Dagster's view with it.
+`genline.clock.now()`: `partition_keys()` evaluates the definition at that instant, so a pinned
+clock (GENLINE_NOW) moves Dagster's view with it.
 Which days hold data is the simulation's or the drop folder's business, not the partitions'.
 """
 

@@ -25,7 +25,7 @@ from typing import Any
 
 from genline import clock
 from genline.alerting.config import AlertingConfig, load_config
-from genline.alerting.model import Alert, Event, runbook_anchor
+from genline.alerting.model import SEVERITIES, Alert, Event, runbook_anchor
 from genline.alerting.outbox import Outbox, State
 from genline.alerting.receivers import Outcome, Receiver, build_receivers
 from genline.faults import kill_point
@@ -53,6 +53,21 @@ class FlushReport:
     pending: int = 0
     busy: bool = False
     stalled: set[str] = field(default_factory=set)  # receivers that ran out of time this call
+
+
+def _merge(old: Alert, new: Alert) -> Alert:
+    """An update of an open incident: the newest values, the highest severity seen, and the
+    details and links of both (a second reporter adds to what the first said)."""
+    rank = SEVERITIES.index
+    severity = max(old.severity, new.severity, key=rank)
+    return replace(
+        new,
+        severity=severity,
+        details={**old.details, **new.details},
+        links={**old.links, **new.links},
+        numbers={**old.numbers, **new.numbers},
+        thresholds={**old.thresholds, **new.thresholds},
+    )
 
 
 class Router:
@@ -160,6 +175,7 @@ class Router:
                 if inc.get("resolve_requested_at"):
                     inc["flaps"] = inc.get("flaps", 0) + 1  # cleared and fired inside hold-down
                     inc["resolve_requested_at"] = None
+                alert = _merge(Alert.from_dict(inc["alert"]), alert)
                 routed = self._routes(alert, "update", receivers)
                 event = self._event(
                     state,

@@ -9,6 +9,7 @@ from typing import Any
 
 import dagster as dg
 
+from genline.alerting import FlushReport, Router
 from genline.alerts import send_alert
 from genline.ingest import DEFAULT_SIM_DAYS, BatchStore
 from genline.paths import state_dir
@@ -68,7 +69,8 @@ class DvcRemoteResource(dg.ConfigurableResource):
 
 
 class AlertSinkResource(dg.ConfigurableResource):
-    """The alert hook (a local JSONL file sink for now)."""
+    """The alert hook: wraps genline's alert router (routing from $GENLINE_HOME/alerting.toml
+    and the environment, read when a run or sensor tick uses it; see docs/alerting.md)."""
 
     sink_dir: str = ""  # empty: <state>/alerts
 
@@ -77,6 +79,11 @@ class AlertSinkResource(dg.ConfigurableResource):
 
     def send(self, source: str, summary: str, **kwargs) -> dict:
         return send_alert(source, summary, sink_dir=self.directory(), **kwargs)
+
+    def flush(self) -> FlushReport:
+        """Deliver what is still in the outbox (bounded by the config's send budget)."""
+        router = Router(self.directory())
+        return router.flush(budget_s=router.config.send_budget_s)
 
 
 class KubeflowPipelinesResource(dg.ConfigurableResource):

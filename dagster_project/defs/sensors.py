@@ -1,4 +1,5 @@
-"""Sensors: new deliveries in the drop folder start an ingest run; failed runs raise an alert."""
+"""Sensors: new deliveries in the drop folder start an ingest run; failed runs raise an alert;
+the alert outbox is flushed every tick."""
 
 import dagster as dg
 
@@ -40,3 +41,11 @@ def run_failure_alert_sensor(context: dg.RunFailureSensorContext, alert_sink: Al
         severity="warning",
         details={"run_id": run.run_id, "job": run.job_name, "tags": dict(run.tags)},
     )
+
+
+@dg.sensor(minimum_interval_seconds=60, default_status=dg.DefaultSensorStatus.RUNNING)
+def alert_outbox_sensor(context: dg.SensorEvaluationContext, alert_sink: AlertSinkResource):
+    """Deliver alerts left in the outbox (a receiver was down, a sender was killed)."""
+    report = alert_sink.flush()
+    delivered = sum(report.delivered.values())
+    return dg.SkipReason(f"alert outbox: delivered {delivered}, pending {report.pending}")

@@ -13,6 +13,7 @@ from typing import Any
 
 import dagster as dg
 
+from genline.alerting.runs import dagster_subject, run_context
 from genline.versioning import current_version
 
 from .resources import DvcRemoteResource, GenlineStateResource, KubeflowPipelinesResource
@@ -78,7 +79,10 @@ def generator_model(
         )
     params = {"dataset_version": version.md5, "dvc_repo": str(dvc.repo_dir), **config.params()}
     context.log.info(f"training pipeline on dataset version {version.md5}: {params}")
-    run = kubeflow.run(params, config.target, root / "kfp")
+    # the pipeline's exit handler keys its alert by this run, as the failure sensor does: one
+    # incident per failed run, whether the daemon, the UI or the CLI launched it
+    with run_context(dagster_subject(context.run_id)):
+        run = kubeflow.run(params, config.target, root / "kfp")
     summary = run.summary()
     metadata: dict[str, Any] = {
         "kfp_run_id": run.run_id,

@@ -9,6 +9,8 @@ export GENLINE_HOME ?= $(CURDIR)/.genline
 
 TRITON_URL ?= 127.0.0.1:8001
 PRESET     ?= default
+# VERBOSE=1: echo recipe lines and show the full Dagster/kfp.local output.
+Q := $(if $(VERBOSE),,@)
 
 .PHONY: setup lock demo test test-fast lint format bench ui stop clean image k8s-validate
 
@@ -29,18 +31,19 @@ INSTALLER  ?= uv
 setup: $(STAMP)
 $(STAMP): requirements.lock pyproject.toml $(if $(filter uv,$(INSTALLER)),$(UV))
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@echo "installing the locked environment (requirements.lock, $(INSTALLER)) into $(VENV)"
 ifeq ($(INSTALLER),uv)
-	$(UV) pip install -q --python $(BIN)/python --require-hashes $(FIND_LINKS) -r requirements.lock
-	$(UV) pip install -q --python $(BIN)/python --no-deps -e .
+	$(Q)$(UV) pip install -q --python $(BIN)/python --require-hashes $(FIND_LINKS) -r requirements.lock
+	$(Q)$(UV) pip install -q --python $(BIN)/python --no-deps -e .
 else
-	$(BIN)/python -m pip install -q --require-hashes --no-deps -r requirements.lock
-	$(BIN)/python -m pip install -q --no-deps -e .
+	$(Q)$(BIN)/python -m pip install -q --require-hashes --no-deps -r requirements.lock
+	$(Q)$(BIN)/python -m pip install -q --no-deps -e .
 endif
 	@touch $(STAMP)
 
 $(UV): requirements-uv.lock
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install -q --require-hashes -r requirements-uv.lock
+	$(Q)$(BIN)/python -m pip install -q --require-hashes -r requirements-uv.lock
 	@touch $(UV)
 
 # Re-resolve pyproject.toml into the locks. Keeps the current pins where they still satisfy
@@ -60,7 +63,6 @@ lock: $(UV)
 # gate -> export -> publish to Triton; finally an app-style gRPC request draws a grid.
 # It prints one line per stage; the full Dagster/kfp.local output goes to a log file under
 # $(GENLINE_HOME)/run/ (printed). VERBOSE=1 make demo shows everything.
-Q := $(if $(VERBOSE),,@)
 STATUS_JSON = $(GENLINE_HOME)/run/serve-status.json
 demo: setup
 	$(Q)$(GL) serve --background

@@ -41,7 +41,7 @@ STAGES = {
     "training_dataset_job": ("training_dataset", "versioned with DVC"),
     "training_job": ("generator_model", "Kubeflow pipeline (kfp.local)"),
 }
-NAME_W, WHAT_W, OUTCOME_W = 18, 38, 28
+NAME_W, WHAT_W, OUTCOME_W = 18, 40, 28
 
 
 def _fmt_s(seconds: float) -> str:
@@ -95,7 +95,8 @@ class StageRenderer:
 
     def _row(self, name: str, what: str, outcome: str, seconds: float | None) -> str:
         t = _fmt_s(seconds) if seconds is not None else ""
-        return f"{name:<{NAME_W}}{what:<{WHAT_W}}{outcome:<{OUTCOME_W}}{t}".rstrip()
+        head = f"{name:<{NAME_W - 1}} {what}"  # a long task name may use the `what` column
+        return f"{head:<{NAME_W + WHAT_W - 1}} {outcome:<{OUTCOME_W}}{t}".rstrip()
 
     def tick(self) -> None:
         """Redraws the live line (called every second by `run_logged` on a terminal)."""

@@ -9,12 +9,12 @@ confidence) -- and their summary are saved. Drift monitoring compares live traff
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from genline import clock
 from genline.fsutil import atomic_write_json, read_json
 from genline.serving import features as feat
 
@@ -97,7 +97,7 @@ def build_profile(
     return {
         "model": model,
         "version": int(version),
-        "time": datetime.now(UTC).isoformat(),
+        "time": clock.now().isoformat(),
         "probe": {
             "num_classes": probe.num_classes,
             "latent_dim": probe.latent_dim,

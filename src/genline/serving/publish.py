@@ -40,11 +40,10 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from genline import contract
+from genline import clock, contract
 from genline.control import ControlClient, error_message
 from genline.faults import kill_point
 from genline.fsutil import atomic_write_json, sha256_file
@@ -282,7 +281,7 @@ def publish(
                 "serving_variant": md.serving_variant,
                 "republished_from": same,
                 "class_change_allowed_over": previous if why else None,
-                "published_at": datetime.now(UTC).isoformat(),
+                "published_at": clock.now().isoformat(),
             }
             # for the backend model: Triton reads the version directory, not the registry
             atomic_write_json(

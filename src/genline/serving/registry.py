@@ -23,10 +23,10 @@ from __future__ import annotations
 
 import fcntl
 from contextlib import contextmanager
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from genline import clock
 from genline.fsutil import atomic_write_json, read_json
 
 
@@ -155,7 +155,7 @@ class Registry:
     ) -> dict:
         """Append an event; optionally set the serving version and a version's state, lineage,
         reason and serving metadata (`meta`: num_classes, latent_dim, image_shape, classes)."""
-        now = datetime.now(UTC).isoformat()
+        now = clock.now().isoformat()
         with self._locked() as data:
             entry = data["models"].setdefault(
                 _key(repository, model),

@@ -18,9 +18,10 @@ from __future__ import annotations
 import os
 import re
 import shutil
-from datetime import UTC, datetime
+import uuid
 from pathlib import Path
 
+from genline import clock
 from genline.fsutil import atomic_write_json
 
 STAGING = ".staging"
@@ -113,8 +114,8 @@ def staging_dir(repository: str | Path) -> Path:
     """A fresh staging directory inside the repository (same filesystem: rename is atomic)."""
     base = Path(repository) / STAGING
     base.mkdir(parents=True, exist_ok=True)
-    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%f")
-    path = base / f"{stamp}-{os.getpid()}"
+    stamp = clock.now().strftime("%Y%m%dT%H%M%S%f")  # a pinned clock repeats: uuid too
+    path = base / f"{stamp}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
     path.mkdir()
     return path
 
@@ -141,7 +142,7 @@ def quarantine(
     src = source if source is not None else model_dir(repository, model) / str(version)
     dest = qdir / str(version)
     if dest.exists():  # quarantined before (e.g. rolled back, then failed again): keep both
-        dest = qdir / f"{version}-{datetime.now(UTC).strftime('%Y%m%dT%H%M%S%f')}"
+        dest = qdir / f"{version}-{clock.now():%Y%m%dT%H%M%S%f}-{uuid.uuid4().hex[:6]}"
     if src.exists():
         os.replace(src, dest)
     else:
@@ -151,7 +152,7 @@ def quarantine(
         {
             "version": version,
             "reason": reason,
-            "time": datetime.now(UTC).isoformat(),
+            "time": clock.now().isoformat(),
         },
     )
     return dest

@@ -13,7 +13,7 @@ file names the variable that holds them (`routing_key_env`, `webhook_url_env`), 
 in the file is refused, and nothing here stores or logs their values.
 
     hold_down_s = 300        # a resolve is held this long; a re-fire inside it keeps one incident
-    max_attempts = 5         # failed tries before an event is dead-lettered
+    max_attempts = 8         # failed tries before an event is dead-lettered
     [alertmanager]
     url = "http://127.0.0.1:9093"
     [pagerduty]
@@ -93,7 +93,7 @@ class AlertingConfig:
     slack_url_env: str = SLACK_URL_ENV
     routes: tuple[Route, ...] = ()
     hold_down_s: float = 300.0
-    max_attempts: int = 5
+    max_attempts: int = 8
     backoff_s: float = 0.5
     backoff_max_s: float = 30.0
     timeout_s: float = 5.0

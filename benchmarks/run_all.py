@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-SECTIONS = ("training", "serving", "data", "pipeline")
+SECTIONS = ("training", "serving", "data", "pipeline", "alerting", "installs")
 
 
 def main() -> None:

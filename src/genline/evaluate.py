@@ -1,4 +1,4 @@
-"""Scoring a generator with genline's own evaluator, and the quality gate that fails closed.
+"""Scoring a generator with genline's own evaluator (the gate that judges the scores: genline.gate).
 
 Metrics, at equal sample count N = size of the real test split, with generated labels balanced
 over classes:
@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -27,54 +27,14 @@ import torch
 import torch.nn.functional as F
 
 from genline import contract
-from genline.data import TEST_FRACTION, Dataset, Splits, split
+from genline.data import Dataset, Splits, split
 from genline.fsutil import atomic_write_bytes, atomic_write_json, read_json
+from genline.gate import GATED_METRICS, REQUIRED_METRICS, GateConfig, GateResult, check_gate
 from genline.lineage import stamp
 from genline.model import Evaluator, load_evaluator, load_generator
 from genline.paths import state_dir
 
-GATED_METRICS = ("fd_ratio", "conditional_accuracy_ratio", "diversity_ratio")
-REQUIRED_METRICS = ("fd", "fd_real", "fd_ratio", "conditional_accuracy", "evaluator_accuracy",
-                    "diversity_ratio", "nn_distance_ratio", "min_test_images_per_class")
-
 SampleFn = Callable[[np.ndarray, np.ndarray], np.ndarray]  # (labels (B,), z (B,D)) -> (B,C,H,W)
-
-
-@dataclass(frozen=True)
-class GateConfig:
-    """Floors of the quality gate, and when its own evaluation counts.
-
-    Attributes:
-        max_fd_ratio: fd / fd_real must not exceed this.
-        min_conditional_accuracy_ratio: conditional_accuracy / evaluator_accuracy floor.
-        min_diversity_ratio: generated / real intra-class spread floor.
-        min_nn_distance_ratio: floor of the copying measure (mean nearest-train-neighbour
-            distance of generated samples over that of real test images); below it the
-            generator reproduces its training images.
-        min_test_images_per_class: the evaluation is trusted only when every class has at least
-            this many real test images. 20 because every metric is a per-class estimate from
-            these images: the intra-class spread behind diversity_ratio and the per-class share
-            behind conditional accuracy have a standard error of about 1/sqrt(2n) and
-            sqrt(p(1-p)/n), roughly 0.16 and 0.07 at n = 20 and twice that at n = 5; and FD's
-            covariance needs many more rows than a handful per class. The built-in digits have
-            30-37 per class.
-        min_evaluator_accuracy: the evaluation is trusted only when genline's evaluator itself
-            classifies the real test images at least this well. Its features define FD and its
-            predictions define conditional accuracy; an evaluator near chance (1/K) makes both
-            meaningless (a noise dataset gave 0.385 for 2 classes and a conditional-accuracy
-            ratio of 2.0). 0.8 is well above chance for any K >= 2 and below the 0.98 the
-            evaluator reaches on the digits.
-        champion_margin: relative amount by which a challenger may be worse than the champion
-            on any gated metric.
-    """
-
-    max_fd_ratio: float = 3.0
-    min_conditional_accuracy_ratio: float = 0.92
-    min_diversity_ratio: float = 0.7
-    min_nn_distance_ratio: float = 0.7
-    min_test_images_per_class: int = 20
-    min_evaluator_accuracy: float = 0.8
-    champion_margin: float = 0.05
 
 
 @dataclass(frozen=True)
@@ -83,16 +43,6 @@ class EvalConfig:
     real_subsamples: int = 10
     evaluator_epochs: int = 30
     evaluator_seed: int = 0
-
-
-@dataclass
-class GateResult:
-    passed: bool
-    reasons: list[str] = field(default_factory=list)
-    checks: dict[str, dict[str, Any]] = field(default_factory=dict)
-
-    def to_json(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 # --- the evaluator ------------------------------------------------------------------------------
@@ -261,92 +211,6 @@ def compute_metrics(sample_fn: SampleFn, splits: Splits, evaluator: Evaluator,
         "min_test_images_per_class": int(test_counts.min()),
         "per_class": per_class,
     }
-
-
-# --- the gate -----------------------------------------------------------------------------------
-
-
-def _number(metrics: dict[str, Any] | None, key: str) -> float | None:
-    if not metrics or key not in metrics:
-        return None
-    v = metrics[key]
-    if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v):
-        return None
-    return float(v)
-
-
-def check_gate(metrics: dict[str, Any] | None, champion: dict[str, Any] | None = None,
-               cfg: GateConfig = GateConfig()) -> GateResult:
-    """Apply the floors and the champion comparison. Fails closed on anything missing or NaN."""
-    reasons: list[str] = []
-    checks: dict[str, dict[str, Any]] = {}
-    if not metrics:
-        return GateResult(False, ["no metrics: the gate fails closed"], {})
-    for key in REQUIRED_METRICS + ("conditional_accuracy_ratio",):
-        if _number(metrics, key) is None:
-            reasons.append(f"metric {key} is missing or not a finite number "
-                           f"({metrics.get(key)!r}): the gate fails closed")
-    _trust_checks(metrics, cfg, reasons, checks)
-    floors = (
-        ("fd_ratio", "<=", cfg.max_fd_ratio),
-        ("conditional_accuracy_ratio", ">=", cfg.min_conditional_accuracy_ratio),
-        ("diversity_ratio", ">=", cfg.min_diversity_ratio),
-    )
-    copying = ("nn_distance_ratio", ">=", cfg.min_nn_distance_ratio)
-    for key, op, bound in (*floors, copying):
-        v = _number(metrics, key)
-        ok = v is not None and (v <= bound if op == "<=" else v >= bound)
-        checks[key] = {"value": v, "op": op, "bound": bound, "passed": ok}
-        if v is not None and not ok:
-            reasons.append(f"{key} = {v:.4f} violates {op} {bound}")
-    if champion is not None:
-        m = cfg.champion_margin
-        for key, op, _ in floors:
-            c, v = _number(champion, key), _number(metrics, key)
-            name = f"champion:{key}"
-            if c is None:
-                reasons.append(f"champion metric {key} is missing or not finite: cannot compare, "
-                               "the gate fails closed")
-                checks[name] = {"value": v, "champion": None, "passed": False}
-                continue
-            bound = c * (1 + m) if op == "<=" else c * (1 - m)
-            ok = v is not None and (v <= bound if op == "<=" else v >= bound)
-            checks[name] = {"value": v, "champion": c, "op": op, "bound": bound, "passed": ok}
-            if v is not None and not ok:
-                reasons.append(f"{key} = {v:.4f} is worse than the champion's {c:.4f} by more "
-                               f"than {m:.0%}")
-    return GateResult(not reasons, reasons, checks)
-
-
-def _trust_checks(metrics: dict[str, Any], cfg: GateConfig, reasons: list[str],
-                  checks: dict[str, dict[str, Any]]) -> None:
-    """Whether the evaluation itself counts: enough real test images, an evaluator that works."""
-    n_min = _number(metrics, "min_test_images_per_class")
-    ok = n_min is not None and n_min >= cfg.min_test_images_per_class
-    checks["min_test_images_per_class"] = {"value": n_min, "op": ">=", "passed": ok,
-                                           "bound": cfg.min_test_images_per_class}
-    if n_min is not None and not ok:
-        counts = metrics.get("test_images_per_class") or {}
-        short = [f"{name!r}: {c}" for name, c in counts.items()
-                 if c < cfg.min_test_images_per_class]
-        reasons.append(
-            f"the evaluation cannot be trusted: {int(n_min)} real test images in the smallest "
-            f"class, fewer than min_test_images_per_class = {cfg.min_test_images_per_class} "
-            f"({', '.join(short)}); the test split is {TEST_FRACTION:.0%} of the data, so "
-            f"bring at least {math.ceil(cfg.min_test_images_per_class / TEST_FRACTION)} "
-            "images per class")
-    acc = _number(metrics, "evaluator_accuracy")
-    ok = acc is not None and acc >= cfg.min_evaluator_accuracy
-    checks["evaluator_accuracy"] = {"value": acc, "op": ">=", "passed": ok,
-                                    "bound": cfg.min_evaluator_accuracy}
-    if acc is not None and not ok:
-        k = _number(metrics, "num_classes")
-        chance = f" (chance for {int(k)} classes is {1 / k:.3f})" if k else ""
-        reasons.append(
-            f"the evaluation cannot be trusted: evaluator accuracy {acc:.3f} on the real test "
-            f"images is below min_evaluator_accuracy = {cfg.min_evaluator_accuracy}{chance}; "
-            "its features and predictions cannot tell the classes apart, so FD and "
-            "conditional accuracy mean nothing")
 
 
 # --- a model directory ----------------------------------------------------------------------------

@@ -244,7 +244,8 @@ def export_model_dir(model_dir: str | Path, dataset=None,
     and gated metrics as FP32 and its speed measured; the decision and its reasons are recorded
     in export.json along with the sha256 of every exported file.
     """
-    from genline.evaluate import GATED_METRICS, EvalConfig, compute_metrics
+    from genline.evaluate import EvalConfig, compute_metrics
+    from genline.gate import GATED_METRICS
     from genline.lineage import stamp
     from genline.model import load_evaluator, load_generator
 

@@ -3,7 +3,8 @@
 The ONNX stays the portable source of truth; an engine is specific to one GPU architecture and
 one TensorRT version, so both are recorded with it (and in the file name). Without a CUDA GPU or
 without the `tensorrt` package (the CPU image has neither) nothing is built and the report says
-which of them was missing. Core code (no kfp): the `build_tensorrt` component is a thin adapter over `build_engine`.
+which of them was missing. Core code (no kfp): the `build_tensorrt` component is a thin
+adapter over `build_engine`.
 """
 
 from __future__ import annotations

@@ -12,10 +12,11 @@ from pathlib import Path
 from typing import Any
 
 from genline.data import DataConfig, Dataset, load_dataset
-from genline.evaluate import GateConfig, evaluate_model_dir
+from genline.evaluate import evaluate_model_dir
 from genline.export import ExportConfig, export_model_dir
 from genline.faults import kill_point
 from genline.fsutil import replace_dir
+from genline.gate import GateConfig
 from genline.lineage import new_run_id
 from genline.procutil import pid_alive
 from genline.train import TrainConfig, preset, train

@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from genline.evaluate import GateConfig, check_gate
+from genline.gate import GateConfig, check_gate
 
 GOOD = {"fd": 6.0, "fd_real": 5.0, "fd_ratio": 1.2, "conditional_accuracy": 0.98,
         "evaluator_accuracy": 0.98, "conditional_accuracy_ratio": 1.0, "diversity_ratio": 0.85,

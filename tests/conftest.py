@@ -33,7 +33,7 @@ def digits():
     return load_builtin()
 
 
-TRAINING_SOURCES = ("data.py", "model.py", "train.py", "evaluate.py", "gate.py", "export.py",
+TRAINING_SOURCES = ("data.py", "imagefiles.py", "model.py", "train.py", "evaluate.py", "gate.py", "export.py",
                     "lineage.py", "workflow.py", "contract.py")
 
 

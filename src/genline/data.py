@@ -19,7 +19,6 @@ from pathlib import Path
 
 import numpy as np
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 MIN_IMAGES_PER_CLASS = 5
 VAL_FRACTION = 0.1
 TEST_FRACTION = 0.2
@@ -235,19 +234,6 @@ def resize_images(images: np.ndarray, cfg: DataConfig) -> np.ndarray:
     return np.clip(out, 0.0, 1.0)
 
 
-# --- loaders ------------------------------------------------------------------------------------
-
-
-def load_builtin(cfg: DataConfig = DataConfig()) -> Dataset:
-    """The UCI handwritten digits shipped in scikit-learn: 1,797 images, values 0-16, 10 classes."""
-    from sklearn.datasets import load_digits
-
-    digits = load_digits()
-    images = (digits.images.astype(np.float32) / 16.0)[:, None]  # (N, 1, 8, 8)
-    images = resize_images(images, cfg)
-    return make_dataset(images, digits.target, [str(d) for d in range(10)], "builtin:uci-digits")
-
-
 def resize_note(sizes: Sequence[tuple[int, int]], cfg: DataConfig) -> str | None:
     """One line saying what resizing did, or None when every image already had the target size.
 
@@ -267,62 +253,18 @@ def resize_note(sizes: Sequence[tuple[int, int]], cfg: DataConfig) -> str | None
             f"(--image-size); sizes seen HxW (count): {seen}{more}")
 
 
-def read_image(path: Path, cfg: DataConfig) -> np.ndarray:
-    """One PNG/JPEG file -> (C, S, S) float32 in [0, 1] in the configured size and channels.
 
-    Raises:
-        DataError: a wrong suffix, a zero-byte, truncated or non-image file (naming the file).
-    """
-    return resize_images(_decode_image(path, cfg)[None], cfg)[0]
+# --- loaders ------------------------------------------------------------------------------------
 
 
-def _decode_image(path: Path, cfg: DataConfig) -> np.ndarray:
-    """One PNG/JPEG file -> (C, h, w) float32 in [0, 1] at its stored size."""
-    from PIL import Image, UnidentifiedImageError
+def load_builtin(cfg: DataConfig = DataConfig()) -> Dataset:
+    """The UCI handwritten digits shipped in scikit-learn: 1,797 images, values 0-16, 10 classes."""
+    from sklearn.datasets import load_digits
 
-    if path.suffix.lower() not in IMAGE_SUFFIXES:
-        raise DataError(f"{path}: not an image file (accepted: {', '.join(IMAGE_SUFFIXES)})")
-    if path.stat().st_size == 0:
-        raise DataError(f"{path}: zero-byte file")
-    mode = "L" if cfg.channels == 1 else "RGB"
-    try:
-        with Image.open(path) as im:
-            im.load()
-            arr = np.asarray(im.convert(mode), np.float32) / 255.0
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
-        raise DataError(f"{path}: cannot be read as an image ({exc})") from exc
-    return arr[None] if arr.ndim == 2 else arr.transpose(2, 0, 1)  # (C, h, w)
-
-
-def load_image_folder(path: str | Path, cfg: DataConfig = DataConfig()) -> Dataset:
-    """A folder with one subfolder per class of PNG/JPEG images (any size, gray or RGB).
-
-    Raises:
-        DataError: empty folder, a class without images, a zero-byte, truncated or non-image file.
-    """
-    root = Path(path)
-    if not root.is_dir():
-        raise DataError(f"{root}: not a directory")
-    class_dirs = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
-    if not class_dirs:
-        stray = [p.name for p in root.iterdir() if not p.name.startswith(".")]
-        found = f"; found files {stray[:3]}" if stray else ", the folder is empty"
-        raise DataError(f"{root}: no class subfolders found (expected one subfolder per class"
-                        f"{found})")
-    images, labels, sizes = [], [], []
-    for k, cdir in enumerate(class_dirs):
-        files = sorted(p for p in cdir.iterdir() if p.is_file() and not p.name.startswith("."))
-        if not files:
-            raise DataError(f"{cdir}: class folder has no images")
-        for f in files:
-            arr = _decode_image(f, cfg)
-            sizes.append(arr.shape[1:])
-            images.append(resize_images(arr[None], cfg)[0])
-            labels.append(k)
-    ds = make_dataset(np.stack(images), np.array(labels), [d.name for d in class_dirs],
-                      f"folder:{root}")
-    note = resize_note(sizes, cfg)
-    return replace(ds, notes=(note,)) if note else ds
+    digits = load_digits()
+    images = (digits.images.astype(np.float32) / 16.0)[:, None]  # (N, 1, 8, 8)
+    images = resize_images(images, cfg)
+    return make_dataset(images, digits.target, [str(d) for d in range(10)], "builtin:uci-digits")
 
 
 def read_npz(path: str | Path) -> Dataset:
@@ -410,6 +352,8 @@ def load_dataset(path: str | Path | None = None, cfg: DataConfig = DataConfig())
         return load_builtin(cfg)
     p = Path(path)
     if p.is_dir():
+        from genline.imagefiles import load_image_folder
+
         return load_image_folder(p, cfg)
     if p.suffix == ".npz":
         return load_npz(p, cfg)

@@ -10,11 +10,11 @@ from genline.data import (
     DataError,
     concat,
     load_dataset,
-    load_image_folder,
     load_npz,
     save_npz,
     split,
 )
+from genline.imagefiles import load_image_folder
 from tests.conftest import write_image_folder
 
 

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
-from genline.data import DataConfig, DataError, Dataset, read_image, read_npz
+from genline.data import DataConfig, DataError, Dataset, read_npz
+from genline.imagefiles import read_image
 
 
 def delivery_sha256(folder: str | Path) -> str:

@@ -33,8 +33,8 @@ def digits():
     return load_builtin()
 
 
-TRAINING_SOURCES = ("data.py", "imagefiles.py", "model.py", "train.py", "evaluate.py", "gate.py", "export.py",
-                    "lineage.py", "workflow.py", "contract.py")
+TRAINING_SOURCES = ("data.py", "imagefiles.py", "model.py", "train.py", "evaluate.py", "gate.py",
+                    "export.py", "lineage.py", "workflow.py", "contract.py")
 
 
 def _source_key() -> str:

@@ -173,7 +173,12 @@ def _target(repository, grpc_url):
     is_flag=True,
     help="Publish even if the model's classes (names or count) differ from the serving version's.",
 )
-def publish(model_dir, repository, url, allow_class_change):
+@click.option(
+    "--allow-custom-gate",
+    is_flag=True,
+    help="Publish a model gated with bounds looser than the default gate's.",
+)
+def publish(model_dir, repository, url, allow_class_change, allow_custom_gate):
     """Publish a gated model so that it serves: stage, verify, rename, load, canary.
 
     Idempotent: if this ONNX already serves, nothing is created and its version is printed.
@@ -182,7 +187,12 @@ def publish(model_dir, repository, url, allow_class_change):
     from genline.serving.publish import publish as do_publish
 
     try:
-        res = do_publish(model_dir, _target(repository, url), allow_class_change=allow_class_change)
+        res = do_publish(
+            model_dir,
+            _target(repository, url),
+            allow_class_change=allow_class_change,
+            allow_custom_gate=allow_custom_gate,
+        )
     except PublishError as exc:
         raise click.ClickException(str(exc)) from exc
     for note in res.reconciled:

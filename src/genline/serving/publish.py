@@ -186,7 +186,11 @@ def _already_serving(
 
 
 def publish(
-    model_dir: str | Path, target: Target = Target(), *, allow_class_change: bool = False
+    model_dir: str | Path,
+    target: Target = Target(),
+    *,
+    allow_class_change: bool = False,
+    allow_custom_gate: bool = False,
 ) -> PublishResult:
     """Publish a gated model directory so that it serves; see the module docstring.
 
@@ -195,6 +199,7 @@ def publish(
         target: the repository and server to publish into.
         allow_class_change: publish even when the model's classes (names or count) differ from
             the serving version's.
+        allow_custom_gate: publish a model gated with bounds looser than GateConfig()'s.
 
     Returns:
         The serving version; `created` is False when this ONNX already served.
@@ -211,7 +216,7 @@ def publish(
     try:
         repo_mod.check_model_name(target.model)
         repo_mod.check_repository(repo, target.model)
-        md = read_model_dir(model_dir)
+        md = read_model_dir(model_dir, allow_custom_gate=allow_custom_gate)
     except (ModelDirError, repo_mod.RepositoryError) as exc:
         alert(target, f"publish of {model_dir} refused: {exc}", {"model_dir": str(model_dir)})
         raise PublishError(str(exc)) from exc

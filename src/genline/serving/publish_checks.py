@@ -1,24 +1,28 @@
 """What publish checks in a model directory before any version number is assigned.
 
 A model directory (`genline train --out DIR`) is published only when it is one training run's
-output: the gate passed, export.json describes the served graph, the four stamped JSON files
-(contract.STAMPED_FILES) carry the same run id and checkpoint sha256 and checkpoint.pt still has
-that sha256, the class list is consistent, and every served ONNX file is self-contained (no
-tensor reads its bytes from a file publish neither stages nor verifies).
+output: the gate passed (gate.json is self-consistent and is the verdict of genline.gate on
+metrics.json with the config it records, no looser than the defaults unless allowed),
+export.json describes the served graph, the four stamped JSON files (contract.STAMPED_FILES)
+carry the same run id and checkpoint sha256 and checkpoint.pt still has that sha256, the class
+list is consistent, and every served ONNX file is self-contained (no tensor reads its bytes from
+a file publish neither stages nor verifies).
 
 Each check raises ModelDirError with a message that names the file, key or tensor at fault.
 """
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
 from genline import contract
 from genline.fsutil import read_json
+from genline.gate import GateConfig, check_gate
 
 
 class ModelDirError(ValueError):
@@ -63,11 +67,12 @@ def _read(path: Path) -> dict[str, Any]:
     return data
 
 
-def read_model_dir(model_dir: Path) -> ModelDir:
+def read_model_dir(model_dir: Path, *, allow_custom_gate: bool = False) -> ModelDir:
     """Read and check a model directory (gate, export, stamps, classes, self-contained ONNX).
 
     Args:
         model_dir: the directory `genline train` wrote.
+        allow_custom_gate: accept a gate.json whose config is looser than GateConfig().
 
     Returns:
         The checked directory.
@@ -82,8 +87,13 @@ def read_model_dir(model_dir: Path) -> ModelDir:
         raise ModelDirError(f"{gate_path} is missing: only a gated model can be published")
     gate = _read(gate_path)
     if gate.get("passed") is not True:
-        reasons = "; ".join(map(str, gate.get("reasons", []))) or "no reasons given"
+        reasons = "; ".join(map(str, gate.get("reasons") or [])) or "no reasons given"
         raise ModelDirError(f"{model_dir} did not pass its quality gate: {reasons}")
+    metrics_path = model_dir / contract.METRICS
+    if not metrics_path.is_file():
+        raise ModelDirError(f"{metrics_path} is missing: the gate cannot be re-checked")
+    metrics = _read(metrics_path)
+    check_gate_record(model_dir, gate, metrics, allow_custom_gate=allow_custom_gate)
     export_path = model_dir / contract.EXPORT_REPORT
     if not export_path.is_file():
         raise ModelDirError(f"{export_path} is missing: run `genline export --model {model_dir}`")
@@ -101,7 +111,7 @@ def read_model_dir(model_dir: Path) -> ModelDir:
         path=model_dir,
         gate=gate,
         export=export,
-        metrics=_read(model_dir / contract.METRICS),
+        metrics=metrics,
         dataset=dataset,
         run_id=run_id,
         checkpoint_sha256=ckpt_sha,
@@ -267,3 +277,112 @@ def _outside(base: Path, location: str) -> bool:
     if ".." in location.replace("\\", "/").split("/"):
         return True
     return not (base / location).resolve().is_relative_to(base)
+
+
+# --- the gate, re-checked ------------------------------------------------------------------------
+
+# Which way each GateConfig bound tightens: a larger max_* / champion_margin is looser, a smaller
+# min_* is looser.
+_LOOSER_WHEN_HIGHER = ("max_fd_ratio", "champion_margin")
+
+
+def looser_bounds(cfg: GateConfig, default: GateConfig = GateConfig()) -> list[str]:
+    """Each bound of `cfg` that lets through more than `default`, as `name = value (default d)`."""
+    looser = []
+    for f in fields(GateConfig):
+        value, ref = getattr(cfg, f.name), getattr(default, f.name)
+        if (value > ref) if f.name in _LOOSER_WHEN_HIGHER else (value < ref):
+            looser.append(f"{f.name} = {value} (default {ref})")
+    return looser
+
+
+def _recorded_config(gate_path: Path, gate: dict[str, Any]) -> GateConfig:
+    """The GateConfig gate.json records (unknown keys ignored; defaults when none is recorded)."""
+    recorded = gate.get("config")
+    if recorded is None:
+        return GateConfig()
+    if not isinstance(recorded, dict):
+        raise ModelDirError(
+            f"{gate_path}: 'config' is a {type(recorded).__name__}, expected an "
+            "object of GateConfig bounds"
+        )
+    values: dict[str, Any] = {}
+    for f in fields(GateConfig):
+        if f.name not in recorded:
+            continue
+        v = recorded[f.name]
+        if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v):
+            raise ModelDirError(f"{gate_path}: config {f.name} = {v!r} is not a finite number")
+        values[f.name] = v
+    return GateConfig(**values)
+
+
+def _same(a: Any, b: Any) -> bool:
+    if a is None or b is None or isinstance(a, bool) or isinstance(b, bool):
+        return a == b
+    if not isinstance(a, int | float) or not isinstance(b, int | float):
+        return False
+    return math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-12)
+
+
+def check_gate_record(
+    model_dir: Path,
+    gate: dict[str, Any],
+    metrics: dict[str, Any],
+    *,
+    allow_custom_gate: bool = False,
+) -> None:
+    """Refuse a gate.json that is not the verdict of the gate on this metrics.json.
+
+    gate.json must be self-consistent (passed true, no reasons, every check passed), the gate
+    (genline.gate.check_gate, with the config gate.json records; champion checks are not
+    re-applied) must pass on metrics.json with the values and bounds gate.json records, and a
+    config looser than GateConfig() on any bound needs `allow_custom_gate`.
+
+    Raises:
+        ModelDirError: naming the file, the check and the values.
+    """
+    gate_path, metrics_path = model_dir / contract.GATE, model_dir / contract.METRICS
+    if gate.get("passed") is not True:
+        reasons = "; ".join(map(str, gate.get("reasons") or [])) or "no reasons given"
+        raise ModelDirError(f"{model_dir} did not pass its quality gate: {reasons}")
+    reasons = gate.get("reasons")
+    if reasons:
+        listed = "; ".join(map(str, reasons)) if isinstance(reasons, list) else repr(reasons)
+        raise ModelDirError(f"{gate_path} says passed but lists reasons it failed: {listed}")
+    checks = gate.get("checks")
+    if not isinstance(checks, dict) or not checks:
+        raise ModelDirError(f"{gate_path} says passed but records no checks")
+    failed = [
+        f"{name} (value {c.get('value')!r}, {c.get('op', '')} {c.get('bound')!r})"
+        if isinstance(c, dict)
+        else f"{name} ({c!r})"
+        for name, c in checks.items()
+        if not isinstance(c, dict) or c.get("passed") is not True
+    ]
+    if failed:
+        raise ModelDirError(f"{gate_path} says passed but these checks failed: {', '.join(failed)}")
+    cfg = _recorded_config(gate_path, gate)
+    looser = looser_bounds(cfg)
+    if looser and not allow_custom_gate:
+        raise ModelDirError(
+            f"{gate_path} was gated with bounds looser than the defaults: {', '.join(looser)}; "
+            "pass --allow-custom-gate (publish(..., allow_custom_gate=True)) to publish it"
+        )
+    verdict = check_gate(metrics, None, cfg)
+    if not verdict.passed:
+        raise ModelDirError(
+            f"{metrics_path} does not pass the gate {gate_path} records as passed: "
+            f"{'; '.join(verdict.reasons)}"
+        )
+    for name, check in verdict.checks.items():
+        recorded = checks.get(name)
+        if recorded is None:
+            raise ModelDirError(f"{gate_path} lacks the check {name!r} the gate applies")
+        for key in ("value", "bound"):
+            if not _same(recorded.get(key), check[key]):
+                where = metrics_path if key == "value" else f"{gate_path} config"
+                raise ModelDirError(
+                    f"{gate_path} records {name} {key} {recorded.get(key)!r} but {where} gives "
+                    f"{check[key]!r}: gate.json is not the verdict on this metrics.json"
+                )

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import shutil
 import uuid
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -16,8 +17,23 @@ from onnx import TensorProto, helper, numpy_helper
 
 from genline import contract
 from genline.fsutil import atomic_write_json, read_json, sha256_file
+from genline.gate import GateConfig, check_gate
 
 NUM_CLASSES, LATENT, SHAPE = 10, 64, (1, 8, 8)
+
+# metrics that pass the default gate (gate.json is written by genline.gate.check_gate on them)
+FIXTURE_METRICS = {
+    "fd": 1.3,
+    "fd_real": 1.0,
+    "fd_ratio": 1.3,
+    "conditional_accuracy": 0.97,
+    "evaluator_accuracy": 0.97,
+    "conditional_accuracy_ratio": 1.0,
+    "diversity_ratio": 0.9,
+    "nn_distance_ratio": 0.9,
+    "min_test_images_per_class": 30,
+    "num_classes": NUM_CLASSES,
+}
 
 
 def generator_graph(seed: int = 0, scale: float = 1.0) -> onnx.ModelProto:
@@ -110,10 +126,10 @@ def make_model_dir(
             },
         },
     )
-    atomic_write_json(
-        path / contract.GATE, {"passed": passed, "reasons": [] if passed else ["fd_ratio 9.1 > 3"]}
-    )
-    atomic_write_json(path / contract.METRICS, {"fd_ratio": 1.3, "conditional_accuracy": 0.97})
+    metrics = {**FIXTURE_METRICS, "fd_ratio": 1.3 if passed else 9.1}
+    gate = check_gate(metrics)
+    atomic_write_json(path / contract.GATE, {**gate.to_json(), "config": asdict(GateConfig())})
+    atomic_write_json(path / contract.METRICS, metrics)
     atomic_write_json(path / contract.DATASET_INFO, {"fingerprint": f"fixture-{seed}"})
     return stamp_model_dir(path) if stamp else path
 

@@ -7,6 +7,7 @@ tests point the target at a port nothing listens on: reaching the server would f
 from __future__ import annotations
 
 import shutil
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +19,7 @@ from onnx.external_data_helper import set_external_data
 
 from genline import contract
 from genline.fsutil import atomic_write_json, read_json, sha256_file
+from genline.gate import GateConfig, check_gate
 from genline.netutil import free_port
 from genline.serving import repository as repo_mod
 from genline.serving.config import write_configs
@@ -192,3 +194,87 @@ def test_external_data_in_a_constant_node_is_found(tmp_path):
     (d / "model.onnx").write_bytes(model.SerializeToString())
     with pytest.raises(ModelDirError, match="node 'c0' attribute 'value'.*'/etc/shadow'"):
         read_model_dir(d)
+
+
+# --- the gate is re-checked, not trusted ----------------------------------------------------------
+
+
+def regated(ci_model_dir: Path, dest: Path, cfg: GateConfig = GateConfig(), **metrics) -> Path:
+    """A copy of the ci model whose metrics.json has `metrics` changed and whose gate.json is
+    what genline.gate says about them (stamps kept): the output of a run that scored so."""
+    d = Path(shutil.copytree(ci_model_dir, dest))
+    m = {**read_json(d / contract.METRICS), **metrics}
+    atomic_write_json(d / contract.METRICS, m)
+    gate = read_json(d / contract.GATE)
+    verdict = check_gate(m, None, cfg).to_json()
+    atomic_write_json(d / contract.GATE, {**gate, **verdict, "config": asdict(cfg)})
+    return d
+
+
+def edit_gate(d: Path, **changes) -> None:
+    atomic_write_json(d / contract.GATE, {**read_json(d / contract.GATE), **changes})
+
+
+def test_the_ci_model_passes_the_gate_recheck(ci_model_dir):
+    assert read_model_dir(ci_model_dir).gate["passed"] is True
+
+
+def test_a_failed_gate_with_its_flag_flipped_is_refused(ci_model_dir, tmp_path, target):
+    d = regated(ci_model_dir, tmp_path / "m", fd_ratio=5.0)
+    gate = read_json(d / contract.GATE)
+    assert gate["passed"] is False and gate["checks"]["fd_ratio"]["passed"] is False
+    edit_gate(d, passed=True)
+    msg = refused(d, target)
+    assert "gate.json says passed but lists reasons it failed: fd_ratio = 5.0000" in msg
+    edit_gate(d, reasons=[])
+    msg = refused(d, target)
+    assert "gate.json says passed but these checks failed: fd_ratio (value 5.0, <= 3.0)" in msg
+    checks = read_json(d / contract.GATE)["checks"]
+    edit_gate(d, checks={k: {**c, "passed": True} for k, c in checks.items()})
+    msg = refused(d, target)
+    assert (
+        "metrics.json does not pass the gate" in msg and "fd_ratio = 5.0000 violates <= 3.0" in msg
+    )
+    edit_gate(d, checks={})
+    assert "gate.json says passed but records no checks" in refused(d, target)
+
+
+def test_a_metrics_json_that_contradicts_gate_json_is_refused(ci_model_dir, tmp_path, target):
+    worse = Path(shutil.copytree(ci_model_dir, tmp_path / "worse"))
+    atomic_write_json(
+        worse / contract.METRICS, {**read_json(worse / contract.METRICS), "diversity_ratio": 0.1}
+    )
+    msg = refused(worse, target)
+    assert "metrics.json does not pass the gate gate.json records as passed" in msg.replace(
+        str(worse) + "/", ""
+    )
+    assert "diversity_ratio = 0.1000 violates >= 0.7" in msg
+    better = Path(shutil.copytree(ci_model_dir, tmp_path / "better"))
+    recorded = read_json(better / contract.GATE)["checks"]["fd_ratio"]["value"]
+    atomic_write_json(
+        better / contract.METRICS, {**read_json(better / contract.METRICS), "fd_ratio": 0.5}
+    )
+    msg = refused(better, target)
+    assert f"gate.json records fd_ratio value {recorded!r} but" in msg
+    assert "metrics.json gives 0.5" in msg
+
+
+def test_a_gate_looser_than_the_defaults_needs_allow_custom_gate(ci_model_dir, tmp_path, target):
+    loose = GateConfig(max_fd_ratio=10.0, min_diversity_ratio=0.1)
+    d = regated(ci_model_dir, tmp_path / "m", loose, fd_ratio=5.0)
+    assert read_json(d / contract.GATE)["passed"] is True  # honestly passed, under its own bounds
+    msg = refused(d, target)
+    assert "gated with bounds looser than the defaults" in msg
+    assert "max_fd_ratio = 10.0 (default 3.0), min_diversity_ratio = 0.1 (default 0.7)" in msg
+    assert "--allow-custom-gate" in msg
+    assert read_model_dir(d, allow_custom_gate=True).gate["config"]["max_fd_ratio"] == 10.0
+    # the recorded config is the one re-applied: its bounds must match what gate.json records
+    edit_gate(d, config={**read_json(d / contract.GATE)["config"], "max_fd_ratio": 6.0})
+    with pytest.raises(ModelDirError, match=r"records fd_ratio bound 10.0 but .* config gives 6.0"):
+        read_model_dir(d, allow_custom_gate=True)
+
+
+def test_a_stricter_gate_needs_no_flag_and_unknown_config_keys_are_ignored(ci_model_dir, tmp_path):
+    d = regated(ci_model_dir, tmp_path / "m", GateConfig(max_fd_ratio=2.0))
+    edit_gate(d, config={**read_json(d / contract.GATE)["config"], "from_the_future": 1})
+    assert read_model_dir(d).gate["config"]["max_fd_ratio"] == 2.0

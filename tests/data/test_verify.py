@@ -73,3 +73,25 @@ def test_corrupt_cache_is_detected_then_repaired_from_the_remote(two_versions):
     assert "repaired cache" in fixed.output
     assert cached.read_bytes() == good and md5_file(tracked) == b
     assert _verify(cfg).exit_code == 0
+
+
+def test_remote_flag_audits_the_named_remote(two_versions, tmp_path):
+    cfg, a, b = two_versions
+    empty = tmp_path / "empty_remote"
+    empty.mkdir()
+    for remote in (empty, tmp_path / "no_such_remote"):
+        out = CliRunner().invoke(
+            cli, ["data", "verify", "--repo", str(cfg.repo_dir), "--remote", str(remote)]
+        )
+        assert out.exit_code == 1, out.output
+        assert f"remote audited: {remote}" in out.output
+        for md5 in (a, b):
+            assert f"remote:files/md5/{md5[:2]}/{md5[2:]} (missing)" in out.output
+        assert out.output.count("missing  remote") == 2
+    assert not (tmp_path / "no_such_remote").exists()  # audited, not created
+    # without --remote: the repository's configured remote, named as such
+    out = CliRunner().invoke(cli, ["data", "verify", "--repo", str(cfg.repo_dir)])
+    assert f"remote audited: {Path(cfg.remote_url).resolve()} (the repository's remote)" in (
+        out.output
+    )
+    assert out.exit_code == 0, out.output

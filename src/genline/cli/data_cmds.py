@@ -190,17 +190,24 @@ def checkout_cmd(version: str, out: Path | None, repo: str | None, remote: str |
 @click.option("--repair", is_flag=True, help="Replace corrupt local cache objects with the "
               "verified remote copy and restore the dataset file.")
 @click.option("--repo", default=None, help="Data repository (default <state>/data_repo).")
-@click.option("--remote", default=None, help="Override the DVC remote URL.")
+@click.option(
+    "--remote",
+    default=None,
+    help="Audit this DVC remote (directory or URL) instead of the repository's configured one.",
+)
 def verify_cmd(version: str | None, repair: bool, repo: str | None, remote: str | None) -> None:
     """Audit dataset VERSION (default: every version): download each object from the remote into
     an empty cache and re-hash it, then re-hash the local cache. Exit 1 naming bad objects."""
     from genline.versioning import VersioningError, verify_versions
 
     cfg = _dvc_config(repo, remote)
+    override = remote or os.environ.get("GENLINE_DVC_REMOTE_URL") or None
     try:
-        audits = verify_versions(cfg, version, repair=repair)
+        audits = verify_versions(cfg, version, repair=repair, remote_url=override)
     except VersioningError as exc:  # RemoteAuthError says "authentication ... failed"
         raise click.ClickException(str(exc)) from exc
+    audited = next((a.remote for a in audits if a.where == "remote"), "")
+    click.echo(f"remote audited: {audited}" + ("" if override else " (the repository's remote)"))
     for a in audits:
         detail = f" (bytes hash to {a.actual})" if a.actual else ""
         click.echo(f"{a.status:<8} {a.where:<6} {a.name}  version {a.version}{detail}")

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import shutil
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -31,6 +33,7 @@ class ObjectAudit:
         name: the object's path in the remote or cache (`files/md5/ab/cdef...`).
         status: "ok", "missing", "corrupt" (bytes hash to `actual`), or "repaired".
         actual: the md5 the bytes actually have (corrupt/repaired), else "".
+        remote: the URL of the remote audited (where == "remote"), else "".
     """
 
     version: str
@@ -38,6 +41,7 @@ class ObjectAudit:
     name: str
     status: str
     actual: str = ""
+    remote: str = ""
 
     @property
     def bad(self) -> bool:
@@ -62,14 +66,14 @@ def _remote_error(cfg: DvcConfig, exc: BaseException) -> VersioningError:
     )
 
 
-def _audit_remote(cfg: DvcConfig, odb: Any, md5: str, scratch: Path) -> ObjectAudit:
+def _audit_remote(cfg: DvcConfig, odb: Any, md5: str, scratch: Path, url: str) -> ObjectAudit:
     """Download the object into `scratch` (an empty cache of our own) and re-hash the bytes."""
     name = _object_name(md5)
     path = odb.oid_to_path(md5)
     h = hashlib.md5()
     try:
         if not odb.fs.exists(path):
-            return ObjectAudit(md5, "remote", name, "missing")
+            return ObjectAudit(md5, "remote", name, "missing", remote=url)
         target = scratch / name
         target.parent.mkdir(parents=True, exist_ok=True)
         with odb.fs.open(path, "rb") as src, open(target, "wb") as dst:
@@ -77,11 +81,43 @@ def _audit_remote(cfg: DvcConfig, odb: Any, md5: str, scratch: Path) -> ObjectAu
                 h.update(block)
                 dst.write(block)
     except FileNotFoundError:
-        return ObjectAudit(md5, "remote", name, "missing")
+        return ObjectAudit(md5, "remote", name, "missing", remote=url)
     except Exception as exc:  # network, credentials: not a verdict on the object
         raise _remote_error(cfg, exc) from exc
     actual = h.hexdigest()
-    return ObjectAudit(md5, "remote", name, "ok" if actual == md5 else "corrupt", actual)
+    status = "ok" if actual == md5 else "corrupt"
+    return ObjectAudit(md5, "remote", name, status, actual, remote=url)
+
+
+# The name an audited remote given by URL gets in DVC's in-memory config: a fresh entry, so that
+# none of the configured remote's keys (endpointurl, ...) carry over to another remote.
+_AUDIT_REMOTE = "genline-audit"
+
+
+@contextlib.contextmanager
+def _audited_remote(cfg: DvcConfig, remote_url: str | None) -> Iterator[tuple[Any, str]]:
+    """(DVC object database, URL) of the remote to audit: `remote_url` when given, else the
+    remote the repository's config names `cfg.remote_name`.
+
+    The URL is handed to DVC in memory (`remote_config`); the repository's config is unchanged.
+    """
+    from dvc.repo import Repo
+
+    if remote_url:
+        url = remote_url if "://" in remote_url else str(Path(remote_url).resolve())
+        override: dict[str, Any] = {"url": url, **(cfg.remote_config or {})}
+        if cfg.endpoint_url:
+            override["endpointurl"] = cfg.endpoint_url
+        repo = Repo(str(cfg.repo_dir), remote=_AUDIT_REMOTE, remote_config=override)
+        name = _AUDIT_REMOTE
+    else:
+        repo = Repo(str(cfg.repo_dir), remote=cfg.remote_name, remote_config=cfg.remote_config)
+        name = cfg.remote_name
+        url = str(repo.config["remote"].get(name, {}).get("url", cfg.remote_url))
+    try:
+        yield repo.cloud.get_remote_odb(name), url
+    finally:
+        repo.close()
 
 
 def _audit_cache(cfg: DvcConfig, md5: str, scratch: Path, repair: bool) -> ObjectAudit | None:
@@ -106,7 +142,10 @@ def _audit_cache(cfg: DvcConfig, md5: str, scratch: Path, repair: bool) -> Objec
 
 
 def verify_versions(
-    cfg: DvcConfig, version: str | None = None, repair: bool = False
+    cfg: DvcConfig,
+    version: str | None = None,
+    repair: bool = False,
+    remote_url: str | None = None,
 ) -> list[ObjectAudit]:
     """Audit recorded versions: download each from the remote into an empty cache and re-hash it
     against the recorded md5, then re-hash the local cache's copy.
@@ -119,9 +158,12 @@ def verify_versions(
         version: one version (md5, prefix, commit, "latest"); None: every recorded version.
         repair: replace a corrupt local cache object with the verified remote copy, and restore
             the workspace file when it is the repaired version.
+        remote_url: audit this remote (a directory or URL) instead of the one the repository's
+            config names; the repository's config is not changed.
 
     Returns:
-        One ObjectAudit per object and place, remote first; `bad` ones are missing or corrupt.
+        One ObjectAudit per object and place, remote first (each naming the remote's URL);
+        `bad` ones are missing or corrupt.
 
     Raises:
         VersioningError: unknown version or no versions; RemoteAuthError: the remote refused the
@@ -137,9 +179,8 @@ def verify_versions(
     with repo_lock(cfg), tempfile.TemporaryDirectory(prefix="genline-verify-") as tmp:
         scratch = Path(tmp)
         try:
-            with quiet(), dvc_repo(cfg) as repo:
-                odb = repo.cloud.get_remote_odb(cfg.remote_name)
-                remote = [_audit_remote(cfg, odb, m, scratch) for m in md5s]
+            with quiet(), _audited_remote(cfg, remote_url) as (odb, url):
+                remote = [_audit_remote(cfg, odb, m, scratch, url) for m in md5s]
         except VersioningError:
             raise
         except Exception as exc:  # the remote's filesystem could not even be set up

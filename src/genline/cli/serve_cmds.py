@@ -25,13 +25,28 @@ def _server_options(fn):
         ),
         click.option(
             "--host",
-            default="127.0.0.1",
-            show_default=True,
-            help="Address every endpoint binds to (loopback by default).",
+            default=None,
+            help="Address every endpoint binds to [default: 127.0.0.1, loopback; with --status: "
+            "the running server's].",
         ),
-        click.option("--grpc-port", type=int, default=8001, show_default=True),
-        click.option("--http-port", type=int, default=8000, show_default=True),
-        click.option("--metrics-port", type=int, default=8002, show_default=True),
+        click.option(
+            "--grpc-port",
+            type=int,
+            default=None,
+            help="[default: 8001; with --status: the running server's]",
+        ),
+        click.option(
+            "--http-port",
+            type=int,
+            default=None,
+            help="[default: 8000; with --status: the running server's]",
+        ),
+        click.option(
+            "--metrics-port",
+            type=int,
+            default=None,
+            help="[default: 8002; with --status: the running server's]",
+        ),
     ]
     for opt in reversed(opts):
         fn = opt(fn)
@@ -39,19 +54,44 @@ def _server_options(fn):
 
 
 def _server_config(
-    repository, host, grpc_port, http_port, metrics_port, predlog_dir=None, model_config_name=None
+    repository,
+    host,
+    grpc_port,
+    http_port,
+    metrics_port,
+    predlog_dir=None,
+    model_config_name=None,
+    recorded: dict | None = None,
 ):
+    """The ServerConfig the options name; an option not given takes the `recorded` server's
+    value (a pid-file record's config) when there is one, else ServerConfig's default."""
     from genline.serving.server import ServerConfig
 
+    given = {
+        "host": host,
+        "grpc_port": grpc_port,
+        "http_port": http_port,
+        "metrics_port": metrics_port,
+    }
+    base = (recorded or {}).get("config") or {}
+    fields = {
+        k: v if v is not None else base.get(k, getattr(ServerConfig, k)) for k, v in given.items()
+    }
     return ServerConfig(
         repository=repository,
-        host=host,
-        grpc_port=grpc_port,
-        http_port=http_port,
-        metrics_port=metrics_port,
         predlog_dir=predlog_dir,
         model_config_name=model_config_name,
+        **fields,
     )
+
+
+def _grpc_url(url: str | None) -> str:
+    """--url when given, else the gRPC URL of the server this state dir runs, else the default."""
+    if url:
+        return url
+    from genline.serving.server import default_grpc_url
+
+    return default_grpc_url()
 
 
 @click.command("serve")
@@ -136,6 +176,17 @@ def serve(
             click.echo(f"prediction log: compacted {stats['requests']} requests into Parquet")
         return
     if status_:
+        recorded = srv.recorded_server(cfg.resolved_run_dir())
+        cfg = _server_config(
+            repository,
+            host,
+            grpc_port,
+            http_port,
+            metrics_port,
+            predlog_dir,
+            model_config_name,
+            recorded=recorded,
+        )
         st = srv.status(cfg)
         st.pop("repository_index", None)
         click.echo(json.dumps(st, indent=2))
@@ -167,7 +218,11 @@ def _target(repository, grpc_url):
 @click.option(
     "--repository", type=click.Path(path_type=Path), default=_DEFAULT_REPO, show_default=True
 )
-@click.option("--url", default="127.0.0.1:8001", show_default=True, help="Triton gRPC host:port.")
+@click.option(
+    "--url",
+    default=None,
+    help="Triton gRPC host:port [default: the server this state dir runs, else 127.0.0.1:8001].",
+)
 @click.option(
     "--allow-class-change",
     is_flag=True,
@@ -189,7 +244,7 @@ def publish(model_dir, repository, url, allow_class_change, allow_custom_gate):
     try:
         res = do_publish(
             model_dir,
-            _target(repository, url),
+            _target(repository, _grpc_url(url)),
             allow_class_change=allow_class_change,
             allow_custom_gate=allow_custom_gate,
         )
@@ -213,14 +268,18 @@ def publish(model_dir, repository, url, allow_class_change, allow_custom_gate):
 @click.option(
     "--repository", type=click.Path(path_type=Path), default=_DEFAULT_REPO, show_default=True
 )
-@click.option("--url", default="127.0.0.1:8001", show_default=True)
+@click.option(
+    "--url",
+    default=None,
+    help="Triton gRPC host:port [default: the server this state dir runs, else 127.0.0.1:8001].",
+)
 def rollback(repository, url):
     """Make the previous version serve again (with the same canary)."""
     from genline.serving.publish import PublishError
     from genline.serving.publish import rollback as do_rollback
 
     try:
-        old, new = do_rollback(_target(repository, url))
+        old, new = do_rollback(_target(repository, _grpc_url(url)))
     except PublishError as exc:
         raise click.ClickException(str(exc)) from exc
     click.echo(f"rolled back version {old}; version {new} is serving")
@@ -231,7 +290,11 @@ def rollback(repository, url):
 @click.option("-n", "count", type=int, default=16, show_default=True)
 @click.option("--seed", type=int, default=None)
 @click.option("--out", type=click.Path(path_type=Path), required=True, help="Grid PNG to write.")
-@click.option("--url", default="127.0.0.1:8001", show_default=True, help="Triton gRPC host:port.")
+@click.option(
+    "--url",
+    default=None,
+    help="Triton gRPC host:port [default: the server this state dir runs, else 127.0.0.1:8001].",
+)
 @click.option("--version", "version", type=int, default=None, help="Pin a model version.")
 def generate(label, count, seed, out, url, version):
     """Generate a grid of images for one label through Triton's gRPC API."""
@@ -241,7 +304,7 @@ def generate(label, count, seed, out, url, version):
     if count < 1:
         raise click.BadParameter("must be >= 1", param_hint="-n")
     try:
-        with GenlineClient(url) as client:
+        with GenlineClient(_grpc_url(url)) as client:
             res = client.generate([label] * count, seed=seed, version=version)
     except GenerationError as exc:
         raise click.ClickException(str(exc)) from exc

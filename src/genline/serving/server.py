@@ -102,6 +102,59 @@ def port_in_use(host: str, port: int) -> bool:
     return False
 
 
+def _recorded_ports(info: dict | None) -> set[int]:
+    """The ports the server recorded in a pid-file record listens on."""
+    if not info:
+        return set()
+    conf = info.get("config") or {}
+    return {int(conf[k]) for k in ("http_port", "grpc_port", "metrics_port") if k in conf}
+
+
+def check_ports_free(cfg: ServerConfig, existing: dict | None = None) -> None:
+    """Refuse ports held by another process; those of `existing` (the server this run dir runs,
+    about to be replaced) count as free.
+
+    Raises:
+        ServerError: naming the endpoint, the port and the option that chooses another.
+    """
+    ours = _recorded_ports(existing)
+    for name, port in (
+        ("HTTP", cfg.http_port),
+        ("gRPC", cfg.grpc_port),
+        ("metrics", cfg.metrics_port),
+    ):
+        if port not in ours and port_in_use(cfg.host, port):
+            running = (
+                f"; the Triton this state dir runs (pid {existing['pid']}) keeps serving"
+                if existing
+                else ""
+            )
+            raise ServerError(
+                f"{name} port {port} on {cfg.host} is already in use by another process (not a "
+                f"Triton started from this state dir): stop that process or choose another port "
+                f"(--{name.lower()}-port){running}"
+            )
+
+
+def recorded_server(run_dir: Path | None = None) -> dict | None:
+    """The pid-file record of the live Triton this state dir runs (run/triton.json), or None.
+
+    Args:
+        run_dir: default `genline.paths.run_dir()`.
+    """
+    from genline.paths import run_dir as default_run_dir
+
+    return running_server(Path(run_dir) if run_dir is not None else default_run_dir())
+
+
+def default_grpc_url(run_dir: Path | None = None) -> str:
+    """The gRPC URL of the server recorded in this state dir, else ServerConfig()'s."""
+    info = recorded_server(run_dir)
+    if info and info.get("grpc"):
+        return str(info["grpc"])
+    return ServerConfig().grpc_url
+
+
 def build_command(
     cfg: ServerConfig, install: TritonInstall, backend_dir: Path, token: str, load_model: bool
 ) -> list[str]:
@@ -238,7 +291,9 @@ def start(cfg: ServerConfig, *, wait_s: float = 180.0) -> ServerHandle:
     """Start Triton in the background (own session) and wait until `/v2/health/ready`.
 
     A live server recorded in the run dir with the same settings is reused; one with other
-    settings is stopped first, so repeated `make demo` never collides with itself.
+    settings is stopped first, so repeated `make demo` never collides with itself. The binary,
+    the repository and the requested ports are checked before that: a port another process
+    holds refuses the start and leaves the running server serving.
 
     Raises:
         ServerError: port taken, binary/libraries missing, invalid repository, failed load.
@@ -248,25 +303,18 @@ def start(cfg: ServerConfig, *, wait_s: float = 180.0) -> ServerHandle:
     run_dir = cfg.resolved_run_dir()
     existing = running_server(run_dir)
     signature = _signature(cfg)
-    if existing is not None:
-        if existing.get("signature") == signature and is_ready(cfg):
-            return ServerHandle(pid=int(existing["pid"]), config=cfg, log=Path(existing["log"]))
-        stop(run_dir)
+    if existing is not None and existing.get("signature") == signature and is_ready(cfg):
+        return ServerHandle(pid=int(existing["pid"]), config=cfg, log=Path(existing["log"]))
+    # everything that can refuse comes before the running server is stopped: a start that
+    # cannot succeed must leave it serving
     install = find_triton()
     try:
         check_repository(cfg.repository, cfg.model)
     except RepositoryError as exc:
         raise ServerError(str(exc)) from exc
-    for name, port in (
-        ("HTTP", cfg.http_port),
-        ("gRPC", cfg.grpc_port),
-        ("metrics", cfg.metrics_port),
-    ):
-        if port_in_use(cfg.host, port):
-            raise ServerError(
-                f"{name} port {port} on {cfg.host} is already in use; stop what holds it "
-                f"(`genline serve --stop`) or choose another port (--{name.lower()}-port)"
-            )
+    check_ports_free(cfg, existing)
+    if existing is not None:
+        stop(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     from genline.serving import store
 

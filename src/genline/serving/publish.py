@@ -19,7 +19,9 @@ publish(model_dir):
   8. record the reference output profile of N on the fixed probe set, then mark N serving in the
      registry with its lineage (run id, checkpoint sha256, ONNX sha256, dataset, metrics, gate).
 Any failure after N is assigned: N moves to `<repo>/<m>/quarantine/N`, the model is reloaded so
-the previous version serves, the alert hook is called, and PublishError is raised.
+the previous version serves, a critical `publish.failed` alert is raised, and PublishError is
+raised. A refusal before N is assigned (steps 1 and 4) changes nothing in serving: it raises a
+`publish.refused` warning, one incident per model directory and reason kind.
 
 Crash safety: genline.faults.kill_point marks "publish.after_stage", "publish.after_rename",
 "publish.after_load" and "publish.after_canary"; a SIGKILL at any of them leaves a "staged"
@@ -68,6 +70,7 @@ from genline.serving.target import (  # noqa: F401  (Target, PublishError re-exp
     connect,
     publish_lock,
     reconcile_or_raise,
+    refused_alert,
 )
 
 
@@ -218,7 +221,14 @@ def publish(
         repo_mod.check_repository(repo, target.model)
         md = read_model_dir(model_dir, allow_custom_gate=allow_custom_gate)
     except (ModelDirError, repo_mod.RepositoryError) as exc:
-        alert(target, f"publish of {model_dir} refused: {exc}", {"model_dir": str(model_dir)})
+        kind = exc.kind if isinstance(exc, ModelDirError) else "repository"
+        refused_alert(
+            target,
+            model_dir,
+            kind,
+            f"publish of {model_dir} refused: {exc}",
+            {"model_dir": str(model_dir)},
+        )
         raise PublishError(str(exc)) from exc
     meta = md.meta
     onnx_sha256 = _onnx_sha256(md)
@@ -250,7 +260,13 @@ def publish(
                     "another class. Pass --allow-class-change (publish(..., "
                     "allow_class_change=True)) to replace it"
                 )
-                alert(target, message, {"model_dir": str(model_dir), "serving": previous})
+                refused_alert(
+                    target,
+                    model_dir,
+                    "class_change",
+                    message,
+                    {"model_dir": str(model_dir), "serving": previous},
+                )
                 raise PublishError(message)
             version = repo_mod.next_version(
                 repo, target.model, registry.known_versions(repo, target.model)

@@ -13,6 +13,7 @@ Each check raises ModelDirError with a message that names the file, key or tenso
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 from collections.abc import Iterator
@@ -26,7 +27,24 @@ from genline.gate import GateConfig, check_gate
 
 
 class ModelDirError(ValueError):
-    """The model directory cannot be published (the message says which file and why)."""
+    """The model directory cannot be published (the message says which file and why).
+
+    Attributes:
+        kind: which check refused it ("gate", "export", "stamps", "classes", "onnx", ...):
+            stable across repeats, so a repeated refusal is one incident.
+    """
+
+    kind: str = "model_dir"
+
+
+@contextlib.contextmanager
+def _refusal_kind(kind: str) -> Iterator[None]:
+    """Label the ModelDirError raised inside with `kind`."""
+    try:
+        yield
+    except ModelDirError as exc:
+        exc.kind = kind
+        raise
 
 
 @dataclass(frozen=True)
@@ -80,8 +98,44 @@ def read_model_dir(model_dir: Path, *, allow_custom_gate: bool = False) -> Model
     Raises:
         ModelDirError: the first check that failed, naming the file and values.
     """
-    if not model_dir.is_dir():
-        raise ModelDirError(f"model directory {model_dir} does not exist")
+    with _refusal_kind("missing"):
+        if not model_dir.is_dir():
+            raise ModelDirError(f"model directory {model_dir} does not exist")
+    with _refusal_kind("gate"):
+        gate, metrics = _checked_gate(model_dir, allow_custom_gate)
+    with _refusal_kind("export"):
+        export_path = model_dir / contract.EXPORT_REPORT
+        if not export_path.is_file():
+            raise ModelDirError(
+                f"{export_path} is missing: run `genline export --model {model_dir}`"
+            )
+        export = _read(export_path)
+        for key in ("num_classes", "latent_dim", "image_shape", "files"):
+            if key not in export:
+                raise ModelDirError(f"{export_path} lacks {key!r}")
+    with _refusal_kind("stamps"):
+        run_id, ckpt_sha = check_stamps(model_dir)
+    with _refusal_kind("classes"):
+        dataset = _read(model_dir / contract.DATASET_INFO)
+        classes = check_classes(model_dir, export, dataset)
+    with _refusal_kind("onnx"):
+        for name in {export.get("serving_variant", contract.ONNX_FP32), contract.EVALUATOR_ONNX}:
+            if (model_dir / name).is_file():
+                check_self_contained_onnx(model_dir / name)
+    return ModelDir(
+        path=model_dir,
+        gate=gate,
+        export=export,
+        metrics=metrics,
+        dataset=dataset,
+        run_id=run_id,
+        checkpoint_sha256=ckpt_sha,
+        classes=classes,
+    )
+
+
+def _checked_gate(model_dir: Path, allow_custom_gate: bool) -> tuple[dict, dict]:
+    """gate.json and metrics.json, once check_gate_record accepts them."""
     gate_path = model_dir / contract.GATE
     if not gate_path.is_file():
         raise ModelDirError(f"{gate_path} is missing: only a gated model can be published")
@@ -94,29 +148,7 @@ def read_model_dir(model_dir: Path, *, allow_custom_gate: bool = False) -> Model
         raise ModelDirError(f"{metrics_path} is missing: the gate cannot be re-checked")
     metrics = _read(metrics_path)
     check_gate_record(model_dir, gate, metrics, allow_custom_gate=allow_custom_gate)
-    export_path = model_dir / contract.EXPORT_REPORT
-    if not export_path.is_file():
-        raise ModelDirError(f"{export_path} is missing: run `genline export --model {model_dir}`")
-    export = _read(export_path)
-    for key in ("num_classes", "latent_dim", "image_shape", "files"):
-        if key not in export:
-            raise ModelDirError(f"{export_path} lacks {key!r}")
-    run_id, ckpt_sha = check_stamps(model_dir)
-    dataset = _read(model_dir / contract.DATASET_INFO)
-    classes = check_classes(model_dir, export, dataset)
-    for name in {export.get("serving_variant", contract.ONNX_FP32), contract.EVALUATOR_ONNX}:
-        if (model_dir / name).is_file():
-            check_self_contained_onnx(model_dir / name)
-    return ModelDir(
-        path=model_dir,
-        gate=gate,
-        export=export,
-        metrics=metrics,
-        dataset=dataset,
-        run_id=run_id,
-        checkpoint_sha256=ckpt_sha,
-        classes=classes,
-    )
+    return gate, metrics
 
 
 def check_stamps(model_dir: Path) -> tuple[str, str]:

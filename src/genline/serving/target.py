@@ -80,3 +80,25 @@ def alert(target: Target, summary: str, details: dict) -> None:
     send_alert(
         "serving.publish", summary, severity="critical", details=details, sink_dir=target.alert_dir
     )
+
+
+REFUSED_KIND = "publish.refused"
+
+
+def refused_alert(
+    target: Target, model_dir: Path, reason_kind: str, summary: str, details: dict
+) -> None:
+    """A warning for a publish refused before any version number was assigned (a user error
+    that changes nothing in serving). One incident per (model, model directory, reason kind):
+    refusing the same directory for the same reason again updates it.
+    """
+    send_alert(
+        "serving.publish",
+        summary,
+        severity="warning",
+        details={**details, "reason_kind": reason_kind},
+        sink_dir=target.alert_dir,
+        kind=REFUSED_KIND,
+        model=target.model,
+        subject=f"{model_dir}:{reason_kind}",
+    )

@@ -258,6 +258,7 @@ def test_corrupt_onnx_is_quarantined_and_previous_keeps_serving(
     assert grpc_client.is_server_ready()
     alerts = read_alerts(triton.target.alert_dir)
     assert len(alerts) == n_alerts + 1 and str(version) in alerts[-1]["summary"]
+    assert alerts[-1]["severity"] == "critical" and alerts[-1]["kind"] == "publish.failed"
     assert Registry(triton.target.registry_path).serving(triton.repo, MODEL) == before
     # the number is never reused
     assert repo_mod.next_version(triton.repo, MODEL) > version

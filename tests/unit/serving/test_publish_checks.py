@@ -6,6 +6,7 @@ tests point the target at a port nothing listens on: reaching the server would f
 
 from __future__ import annotations
 
+import json
 import shutil
 from dataclasses import asdict
 from pathlib import Path
@@ -278,3 +279,38 @@ def test_a_stricter_gate_needs_no_flag_and_unknown_config_keys_are_ignored(ci_mo
     d = regated(ci_model_dir, tmp_path / "m", GateConfig(max_fd_ratio=2.0))
     edit_gate(d, config={**read_json(d / contract.GATE)["config"], "from_the_future": 1})
     assert read_model_dir(d).gate["config"]["max_fd_ratio"] == 2.0
+
+
+# --- a refusal is a warning, one incident per directory and reason --------------------------------
+
+
+def open_incidents(target: Target) -> list[dict]:
+    from click.testing import CliRunner
+
+    from genline.cli import cli
+
+    res = CliRunner().invoke(
+        cli, ["alerts", "list", "--open", "--json", "--dir", str(target.alert_dir)]
+    )
+    assert res.exit_code == 0, res.output
+    return json.loads(res.output)
+
+
+def test_repeated_refusals_update_one_warning_incident(ci_model_dir, tmp_path, target):
+    d = regated(ci_model_dir, tmp_path / "m", fd_ratio=5.0)
+    edit_gate(d, passed=True)
+    first, second = refused(d, target), refused(d, target)
+    assert first == second
+    [incident] = open_incidents(target)
+    assert incident["alert"]["severity"] == "warning" and incident["count"] == 2
+    assert incident["alert"]["kind"] == "publish.refused"
+    assert incident["key"].endswith(f"{d.resolve()}:gate")
+    # another reason for the same directory is another incident; the first is unchanged
+    (d / contract.EXPORT_REPORT).unlink()
+    for name in (contract.GATE, contract.METRICS):  # the gate is fine again
+        shutil.copy(ci_model_dir / name, d / name)
+    assert "export.json is missing" in refused(d, target)
+    incidents = {i["key"].rsplit(":", 1)[-1]: i for i in open_incidents(target)}
+    assert set(incidents) == {"gate", "export"}
+    assert incidents["gate"]["count"] == 2 and incidents["export"]["count"] == 1
+    assert all(i["alert"]["severity"] == "warning" for i in incidents.values())

@@ -204,9 +204,13 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        # torch's own text advises retrying with weights_only=False: never pass that on
+        why = next((ln.strip() for ln in str(exc).splitlines()
+                    if "Unsupported global" in ln or "Unsupported operand" in ln), "")
+        why = why.split(". ")[0][:300] if why else type(exc).__name__
         raise CheckpointError(f"{path}: refused to load: the file is not plain weights and data "
-                              f"(the safe unpickler rejected it: {first[:300]})") from exc
+                              f"(the safe unpickler rejected it: {why}); genline never loads "
+                              "checkpoints unsafely") from exc
     except Exception as exc:  # truncated zip, not a torch file at all
         raise CheckpointError(f"{path}: cannot be read as a checkpoint ({type(exc).__name__}: "
                               f"{str(exc)[:300]})") from exc

@@ -260,7 +260,8 @@ def train(dataset: Dataset, cfg: TrainConfig, out_dir: str | Path,
     ckpt_path = out / contract.CHECKPOINT
     if rank == 0:
         out.mkdir(parents=True, exist_ok=True)
-        train_info = {"config": asdict(cfg), "iterations": it, "seconds": round(seconds, 2),
+        train_info = {"config": asdict(replace(cfg, generator=gcfg)), "iterations": it,
+                      "seconds": round(seconds, 2),
                       "stopped_because": stopped, "world_size": world,
                       "init_from": str(init_from) if init_from else None,
                       "history": history}

@@ -63,6 +63,7 @@ def run_training(
     into the same `out_dir` removes. One run id stamps every file (genline.lineage).
     """
     out = Path(out_dir)
+    check_out_dir(out)
     ds = data if isinstance(data, Dataset) else load_dataset(data, data_cfg)
     cfg = train_cfg or preset(preset_name)
     run_id = new_run_id()
@@ -80,6 +81,37 @@ def run_training(
         shutil.rmtree(stage, ignore_errors=True)
         raise
     return RunResult(out, metrics, gate.passed, gate.reasons, report, result.seconds, run_id)
+
+
+class OutDirError(ValueError):
+    """An --out that genline will not replace (it is not a model directory, or holds the cwd)."""
+
+
+def check_out_dir(out: Path) -> None:
+    """Refuse an `out` whose replacement would destroy something that is not a model directory.
+
+    A finished run replaces `out` whole, so `out` must be absent, empty, or a model directory
+    (it has a checkpoint.pt); and it may not be the current directory or one of its parents.
+
+    Raises:
+        OutDirError: naming the path and what is in the way.
+    """
+    from genline import contract
+
+    resolved = out.resolve()
+    cwd = Path.cwd().resolve()
+    if resolved == cwd or resolved in cwd.parents:
+        raise OutDirError(f"--out {out} is the current directory or one of its parents; "
+                          "name a model directory, e.g. --out out/model")
+    if out.exists() and not out.is_dir():
+        raise OutDirError(f"--out {out} exists and is not a directory")
+    if out.is_dir() and not (out / contract.CHECKPOINT).is_file():
+        found = sorted(p.name for p in out.iterdir())
+        if found:
+            raise OutDirError(
+                f"--out {out} is not empty and not a model directory (no {contract.CHECKPOINT};"
+                f" found: {', '.join(found[:6])}{', ...' if len(found) > 6 else ''}): training "
+                "replaces the whole directory, so choose an empty or new one")
 
 
 _STAGING = ".{name}.staging-{pid}-{run}"

@@ -248,3 +248,76 @@ def test_checkpoint_sha256_is_in_the_lineage_of_every_file(ci_model_dir):
     sha = sha256_file(ci_model_dir / contract.CHECKPOINT)
     for name in contract.STAMPED_FILES:
         assert read_json(ci_model_dir / name)[contract.CHECKPOINT_SHA256_KEY] == sha, name
+
+
+# --- found by a new-user review ------------------------------------------------------------------
+
+
+def test_train_refuses_an_out_that_is_not_a_model_directory(tmp_path):
+    precious = tmp_path / "precious"
+    (precious / "sub").mkdir(parents=True)
+    (precious / "notes.txt").write_text("keep me")
+    (precious / "sub" / "data.csv").write_text("1,2")
+    r = genline("train", "--preset", "ci", "--max-seconds", "1", "--no-int8", "--out",
+                str(precious))
+    assert r.returncode == 2, r.stdout + r.stderr
+    assert "not empty and not a model directory" in r.stderr and "notes.txt" in r.stderr
+    assert (precious / "notes.txt").read_text() == "keep me"
+    assert (precious / "sub" / "data.csv").exists()
+    r = subprocess.run([sys.executable, "-m", "genline.cli", "train", "--out", "."],
+                       capture_output=True, text=True, cwd=precious, timeout=300)
+    assert r.returncode == 2 and "current directory" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_sigterm_during_training_cleans_up_and_keeps_the_old_directory(ci_model_dir, tmp_path):
+    import time
+
+    out = tmp_path / "model"
+    shutil.copytree(ci_model_dir, out)
+    before = tree_digest(out)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "genline.cli", "train", "--preset", "ci", "--max-seconds", "3",
+         "--no-int8", "--champion", str(ci_model_dir), "--out", str(out)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 600
+    while not list(tmp_path.glob(".model.staging-*/checkpoint.pt")):  # training has finished
+        assert proc.poll() is None, proc.communicate()
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGTERM)  # during evaluation against the champion
+    _, err = proc.communicate(timeout=300)
+    assert proc.returncode == 128 + signal.SIGTERM, err
+    assert tree_digest(out) == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model"]  # no staging litter
+
+
+def test_evaluate_on_data_with_other_classes_is_a_usage_error(ci_model_dir, tmp_path):
+    model = tmp_path / "model"
+    shutil.copytree(ci_model_dir, model)
+    before = tree_digest(model)
+    root = write_noise_folder(tmp_path / "noise", per_class=6)
+    r = genline("evaluate", "--model", str(model), "--data", str(root))
+    assert r.returncode == 2, r.stdout + r.stderr
+    assert "trained on classes" in r.stderr and "noise_a" in r.stderr
+    assert tree_digest(model) == before  # nothing written
+
+
+def test_sample_refuses_a_directory_with_another_runs_metrics(ci_model_dir, tmp_path):
+    mixed = tmp_path / "mixed"
+    shutil.copytree(ci_model_dir, mixed)
+    metrics = read_json(mixed / contract.METRICS)
+    metrics[contract.RUN_ID_KEY] = "f" * 32
+    (mixed / contract.METRICS).write_text(json.dumps(metrics))
+    r = genline("sample", "--model", str(mixed), "--out", str(tmp_path / "g.png"))
+    assert r.returncode == 2 and "different training runs" in r.stderr
+    assert not (tmp_path / "g.png").exists()
+
+
+def test_refusal_message_never_suggests_an_unsafe_load(ci_model_dir, tmp_path):
+    from genline.model import CheckpointError, load_generator
+
+    evil = craft_checkpoint(tmp_path / "evil.pt", tmp_path / "pwned",
+                            ci_model_dir / contract.CHECKPOINT)
+    with pytest.raises(CheckpointError) as err:
+        load_generator(evil)
+    assert "weights_only" not in str(err.value) and "never loads" in str(err.value)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -115,15 +116,24 @@ def train_cmd(data, preset_name, init_from, champion, max_seconds, seed, no_int8
 
     Exits 1 when the quality gate fails (after writing metrics.json and gate.json).
     """
+    import signal
+
     from genline import contract
     from genline.export import ExportConfig
     from genline.fsutil import read_json
     from genline.train import preset
-    from genline.workflow import run_training
+    from genline.workflow import OutDirError, check_out_dir, run_training
 
+    try:
+        check_out_dir(Path(out_dir))
+    except OutDirError as exc:
+        raise click.UsageError(str(exc)) from exc
     for option, path in (("--init-from", init_from), ("--champion", champion)):
         if path is not None:
             open_model_dir(path, option)
+    # SIGTERM (what Kubernetes, Dagster and `kill` send) unwinds like Ctrl-C, so the staging
+    # directory is removed and --out stays as it was
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))
     ds = _load(data, image_size, channels)
     overrides = {k: v for k, v in (("max_seconds", max_seconds), ("seed", seed)) if v is not None}
     click.echo(f"data: {ds.source}  rows={len(ds)}  classes={ds.num_classes}  "
@@ -139,11 +149,12 @@ def train_cmd(data, preset_name, init_from, champion, max_seconds, seed, no_int8
     out = Path(out_dir)
     print_metrics(result.metrics, read_json(out / contract.GATE))
     int8 = result.export.get("int8", {})
-    click.echo(f"int8: {'adopted' if int8.get('adopted') else 'not adopted'}"
-               + "".join(f"\n  - {r}" for r in int8.get("reasons", [])))
-    for name in (contract.CHECKPOINT, contract.METRICS, contract.GATE, contract.ONNX_FP32,
-                 contract.SAMPLES_PNG, contract.LOSS_PNG):
-        click.echo(f"wrote {out / name}")
+    if no_int8:
+        click.echo("int8: skipped (--no-int8)")
+    else:
+        click.echo(f"int8: {'adopted' if int8.get('adopted') else 'not adopted'}"
+                   + "".join(f"\n  - {r}" for r in int8.get("reasons", [])))
+    click.echo(f"wrote {out}/: " + ", ".join(sorted(p.name for p in out.iterdir())))
     if not result.gate_passed:
         raise SystemExit(1)
 
@@ -158,10 +169,15 @@ def evaluate_cmd(model_dir, champion, data, image_size, channels):
     from genline.evaluate import evaluate_model_dir
     from genline.model import CheckpointError
 
-    open_model_dir(model_dir)
+    _, _, meta = open_model_dir(model_dir)
     if champion is not None:
         open_model_dir(champion, "--champion")
     ds = _load(data, image_size, channels)
+    trained_on = (meta.get("dataset") or {}).get("classes")
+    if trained_on is not None and list(trained_on) != list(ds.classes):
+        raise ModelDirError(
+            f"--model {model_dir} was trained on classes {_short(trained_on)}, the data has "
+            f"{_short(ds.classes)}: score it on data with the same classes (nothing written)")
     try:
         metrics, gate = evaluate_model_dir(model_dir, ds, champion_dir=champion)
     except CheckpointError as exc:  # e.g. a tampered evaluator in the cache
@@ -213,6 +229,11 @@ def sample_cmd(model_dir, label, count, seed, out_path):
     onnx_path = model_dir / contract.ONNX_FP32
     if onnx_path.exists():
         _check_export_matches(model_dir, meta)
+        from genline.lineage import check_stamps
+
+        problems = check_stamps(model_dir)
+        if problems:
+            raise ModelDirError(f"{model_dir} is a mix of runs: " + "; ".join(problems))
         fn = onnx_sample_fn(ort_session(onnx_path))
     else:
         from genline.evaluate import torch_sample_fn
@@ -225,6 +246,11 @@ def sample_cmd(model_dir, label, count, seed, out_path):
     z = np.random.default_rng(seed).standard_normal((len(labels), d)).astype(np.float32)
     path = save_grid(fn(labels, z), rows, out_path)
     click.echo(f"wrote {path}")
+
+
+def _short(classes) -> str:
+    names = [str(c) for c in classes]
+    return str(names) if len(names) <= 8 else f"{names[:3]} ... ({len(names)} classes)"
 
 
 def _check_export_matches(model_dir: Path, meta: dict[str, Any]) -> None:

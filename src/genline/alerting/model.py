@@ -21,6 +21,7 @@ KINDS = (
     "data.quarantine",
     "pipeline.failed",
     "publish.failed",
+    "publish.refused",
     "drift.serving",
     "drift.stale_model",
     "alerting.dead_letter",

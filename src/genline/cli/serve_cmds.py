@@ -296,15 +296,20 @@ def rollback(repository, url):
     help="Triton gRPC host:port [default: the server this state dir runs, else 127.0.0.1:8001].",
 )
 @click.option("--version", "version", type=int, default=None, help="Pin a model version.")
-def generate(label, count, seed, out, url, version):
+@click.option("--timeout", "timeout_s", type=float, default=None,
+              help="Seconds per request attempt (the gRPC deadline) [default: the client's].")
+def generate(label, count, seed, out, url, version, timeout_s):
     """Generate a grid of images for one label through Triton's gRPC API."""
     from genline.client import GenerationError, GenlineClient
     from genline.export import save_grid
 
     if count < 1:
         raise click.BadParameter("must be >= 1", param_hint="-n")
+    if timeout_s is not None and not timeout_s > 0:
+        raise click.BadParameter("must be > 0", param_hint="--timeout")
+    opts = {} if timeout_s is None else {"timeout_s": timeout_s}
     try:
-        with GenlineClient(_grpc_url(url)) as client:
+        with GenlineClient(_grpc_url(url), **opts) as client:
             res = client.generate([label] * count, seed=seed, version=version)
     except GenerationError as exc:
         raise click.ClickException(str(exc)) from exc

@@ -168,3 +168,20 @@ def test_test_delay_env_parsing(raw, expected):
 def test_bad_test_delay_env_is_a_clear_error(raw):
     with pytest.raises(ValueError, match=backend_model.TEST_DELAY_ENV):
         backend_model.test_delay_s({backend_model.TEST_DELAY_ENV: raw})
+
+
+def test_generate_cli_timeout(slow_server, tmp_path):
+    """`genline generate --timeout` is the per-attempt gRPC deadline; a bad value is refused."""
+    import subprocess
+    import sys
+
+    cmd = [sys.executable, "-m", "genline.cli", "generate", "--label", "3", "-n", "2",
+           "--url", slow_server.cfg.grpc_url, "--out", str(tmp_path / "g.png")]
+    r = subprocess.run([*cmd, "--timeout", "0"], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2 and "--timeout" in r.stderr
+    r = subprocess.run([*cmd, "--timeout", "0.001"], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 1 and "DEADLINE_EXCEEDED" in r.stderr, r.stderr
+    assert not (tmp_path / "g.png").exists()
+    r = subprocess.run([*cmd, "--timeout", "30"], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert (tmp_path / "g.png").exists()

@@ -14,7 +14,8 @@ import click
 _COMMAND_MODULES = (
     "genline.cli.model_cmds",  # train, evaluate, export, sample
     "genline.cli.serve_cmds",  # serve, publish, rollback, generate
-    "genline.cli.data_cmds",  # data ..., ui
+    "genline.cli.data_cmds",  # data ...
+    "genline.cli.ui_cmds",  # ui
     "genline.cli.pipeline_cmds",  # pipeline ...
     "genline.cli.alert_cmds",  # alerts list, resolve, test, flush
 )

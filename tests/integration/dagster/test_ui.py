@@ -66,7 +66,7 @@ def test_ui_refuses_a_non_loopback_host_without_the_flag(tmp_path, monkeypatch):
                          ("localhost", True), ("0.0.0.0", False), ("10.1.2.3", False),
                          ("example.org", False)])
 def test_is_loopback(host, loopback):
-    from genline.cli.data_cmds import is_loopback
+    from genline.cli.ui_cmds import is_loopback
 
     assert is_loopback(host) is loopback
 

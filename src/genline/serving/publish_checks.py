@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import contextlib
 import math
-import os
 from collections.abc import Iterator
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -24,6 +23,7 @@ from typing import Any
 from genline import contract
 from genline.fsutil import read_json
 from genline.gate import GateConfig, check_gate
+from genline.serving.onnx_checks import external_data_problem
 
 
 class ModelDirError(ValueError):
@@ -227,88 +227,15 @@ def class_change(new: dict[str, Any], old: dict[str, Any], old_version: int) -> 
     )
 
 
-def _tensors(graph, where: str = "graph") -> Iterator[tuple[str, Any]]:
-    """Every TensorProto of `graph`: initializers, Constant attributes and subgraphs."""
-    for t in graph.initializer:
-        yield f"{where} initializer {t.name!r}", t
-    for s in graph.sparse_initializer:
-        yield f"{where} sparse initializer {s.values.name!r}", s.values
-        yield f"{where} sparse initializer {s.values.name!r} (indices)", s.indices
-    for node in graph.node:
-        label = f"{where} node {node.name or node.op_type!r}"
-        for attr in node.attribute:
-            if attr.HasField("t"):
-                yield f"{label} attribute {attr.name!r}", attr.t
-            for t in attr.tensors:
-                yield f"{label} attribute {attr.name!r}", t
-            if attr.HasField("sparse_tensor"):
-                yield f"{label} attribute {attr.name!r}", attr.sparse_tensor.values
-            if attr.HasField("g"):
-                yield from _tensors(attr.g, f"{label} subgraph {attr.name!r}")
-            for g in attr.graphs:
-                yield from _tensors(g, f"{label} subgraph {attr.name!r}")
-
-
 def check_self_contained_onnx(path: Path) -> None:
-    """Refuse an ONNX file whose tensors keep their data in external files.
-
-    A location outside the model's directory ("../../etc/passwd", an absolute path) would make
-    the server read a file the model author chose; one inside is neither staged into the
-    version nor covered by export.json's sha256. Only the protobuf is parsed: no external data
-    is opened. A file that is not a parseable ONNX passes here, so that Triton's load reports it
-    and the version is quarantined with that error.
+    """Refuse an ONNX file with external data (see genline.serving.onnx_checks).
 
     Raises:
         ModelDirError: naming the tensor and its location.
     """
-    import onnx
-    from onnx import TensorProto
-
-    try:
-        model = onnx.load(str(path), load_external_data=False)
-    except Exception:
-        return
-    graphs = [("graph", model.graph)]
-    graphs += [(f"function {f.name!r}", f) for f in model.functions]
-    base = path.parent.resolve()
-    for where, graph in graphs:
-        for label, tensor in _tensors_of(graph, where):
-            if tensor.data_location != TensorProto.EXTERNAL and not tensor.external_data:
-                continue
-            location = {e.key: e.value for e in tensor.external_data}.get("location", "")
-            if _outside(base, location):
-                raise ModelDirError(
-                    f"{path.name}: {label} reads its data from external location {location!r}, "
-                    f"outside the model directory {base}: refused (untrusted ONNX)"
-                )
-            raise ModelDirError(
-                f"{path.name}: {label} reads its data from external file {location!r}, which "
-                "publish neither stages nor verifies (export.json records no sha256 for it): "
-                "export a self-contained ONNX"
-            )
-
-
-def _tensors_of(graph, where: str) -> Iterator[tuple[str, Any]]:
-    if hasattr(graph, "initializer"):
-        yield from _tensors(graph, where)
-        return
-    for node in graph.node:  # a FunctionProto: nodes only
-        label = f"{where} node {node.name or node.op_type!r}"
-        for attr in node.attribute:
-            if attr.HasField("t"):
-                yield f"{label} attribute {attr.name!r}", attr.t
-            for t in attr.tensors:
-                yield f"{label} attribute {attr.name!r}", t
-
-
-def _outside(base: Path, location: str) -> bool:
-    """Whether `location` (relative to `base`) could name a file outside `base`."""
-    if not location or os.path.isabs(location) or location.startswith(("\\", "~")):
-        return True
-    # ".." in either separator style: ORT on another platform may read "\" as one
-    if ".." in location.replace("\\", "/").split("/"):
-        return True
-    return not (base / location).resolve().is_relative_to(base)
+    problem = external_data_problem(path)
+    if problem:
+        raise ModelDirError(problem)
 
 
 # --- the gate, re-checked ------------------------------------------------------------------------

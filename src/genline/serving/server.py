@@ -19,11 +19,8 @@ from __future__ import annotations
 
 import json
 import os
-import secrets
 import signal
-import socket
 import subprocess
-import sys
 import time
 import urllib.error
 import urllib.request
@@ -31,8 +28,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from genline import contract
-from genline.fsutil import atomic_write_json, read_json
-from genline.netutil import free_port  # noqa: F401  (re-exported: callers use srv.free_port)
+from genline.fsutil import atomic_write_json
+from genline.netutil import free_port, port_in_use  # noqa: F401  (re-exported: srv.free_port)
 from genline.procutil import pid_alive
 from genline.serving.admin import (  # noqa: F401  (admin_headers re-exported)
     ADMIN_HEADER,
@@ -41,14 +38,26 @@ from genline.serving.admin import (  # noqa: F401  (admin_headers re-exported)
     admin_headers,
     admin_token,
 )
+from genline.serving.command import build_command, server_env  # noqa: F401
 from genline.serving.install import (  # noqa: F401  (re-exported)
     ServerError,
     TritonInstall,
     find_triton,
     prepare_backend_dir,
 )
+from genline.serving.process import (  # noqa: F401  (re-exported: callers use srv.*)
+    PIDFILE,
+    explain_failure,
+    is_tritonserver,
+    kill_group,
+    log_tail,
+    read_pidfile,
+    recorded_ports,
+    recorded_server,
+    running_server,
+    terminate,
+)
 
-PIDFILE = "triton.json"
 # Beyond --exit-timeout-secs, how long stop() waits before SIGKILL: model unload (finalize seals
 # the prediction-log spool) takes a few seconds after the last in-flight request. Triton 2.51 does
 # not exit cleanly when the exit timeout expires with requests still running (it aborts and can
@@ -92,24 +101,6 @@ class ServerConfig:
         return f"http://{self.host}:{self.http_port}"
 
 
-def port_in_use(host: str, port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind((host, port))
-        except OSError:
-            return True
-    return False
-
-
-def _recorded_ports(info: dict | None) -> set[int]:
-    """The ports the server recorded in a pid-file record listens on."""
-    if not info:
-        return set()
-    conf = info.get("config") or {}
-    return {int(conf[k]) for k in ("http_port", "grpc_port", "metrics_port") if k in conf}
-
-
 def check_ports_free(cfg: ServerConfig, existing: dict | None = None) -> None:
     """Refuse ports held by another process; those of `existing` (the server this run dir runs,
     about to be replaced) count as free.
@@ -117,7 +108,7 @@ def check_ports_free(cfg: ServerConfig, existing: dict | None = None) -> None:
     Raises:
         ServerError: naming the endpoint, the port and the option that chooses another.
     """
-    ours = _recorded_ports(existing)
+    ours = recorded_ports(existing)
     for name, port in (
         ("HTTP", cfg.http_port),
         ("gRPC", cfg.grpc_port),
@@ -136,71 +127,12 @@ def check_ports_free(cfg: ServerConfig, existing: dict | None = None) -> None:
             )
 
 
-def recorded_server(run_dir: Path | None = None) -> dict | None:
-    """The pid-file record of the live Triton this state dir runs (run/triton.json), or None.
-
-    Args:
-        run_dir: default `genline.paths.run_dir()`.
-    """
-    from genline.paths import run_dir as default_run_dir
-
-    return running_server(Path(run_dir) if run_dir is not None else default_run_dir())
-
-
 def default_grpc_url(run_dir: Path | None = None) -> str:
     """The gRPC URL of the server recorded in this state dir, else ServerConfig()'s."""
     info = recorded_server(run_dir)
     if info and info.get("grpc"):
         return str(info["grpc"])
     return ServerConfig().grpc_url
-
-
-def build_command(
-    cfg: ServerConfig, install: TritonInstall, backend_dir: Path, token: str, load_model: bool
-) -> list[str]:
-    repo = Path(cfg.repository).resolve()
-    shm_prefix = f"genline{os.getpid()}x{secrets.token_hex(3)}"
-    cmd = [
-        str(install.binary),
-        f"--model-repository={repo}",
-        f"--backend-directory={backend_dir}",
-        "--model-control-mode=explicit",
-        "--disable-auto-complete-config",
-        "--strict-readiness=false",  # a rejected version must not unready a serving pod
-        f"--exit-timeout-secs={cfg.exit_timeout_s}",
-        f"--http-address={cfg.host}",
-        f"--http-port={cfg.http_port}",
-        f"--grpc-address={cfg.host}",
-        f"--grpc-port={cfg.grpc_port}",
-        "--allow-metrics=true",
-        "--allow-gpu-metrics=false",
-        f"--metrics-address={cfg.host}",
-        f"--metrics-port={cfg.metrics_port}",
-        f"--grpc-restricted-protocol={RESTRICTED_GRPC}:{ADMIN_HEADER}={token}",
-        f"--http-restricted-api={RESTRICTED_HTTP}:{ADMIN_HEADER}={token}",
-        f"--backend-config=python,shm-region-prefix-name={shm_prefix}",
-        f"--log-verbose={cfg.log_verbose}",
-    ]
-    if cfg.model_config_name:
-        cmd.append(f"--model-config-name={cfg.model_config_name}")
-    if load_model:
-        cmd.append(f"--load-model={cfg.model}")
-    cmd.extend(cfg.extra_args)
-    return cmd
-
-
-def server_env(install: TritonInstall, cfg: ServerConfig) -> dict[str, str]:
-    from genline.serving import spool
-
-    env = os.environ.copy()
-    libs = str(install.libs)
-    env["LD_LIBRARY_PATH"] = (
-        f"{env['LD_LIBRARY_PATH']}:{libs}" if env.get("LD_LIBRARY_PATH") else libs
-    )
-    env["PATH"] = f"{Path(sys.executable).parent}:{env.get('PATH', '')}"
-    env[spool.DIR_ENV] = str(cfg.resolved_predlog_dir())
-    env.pop("PYTHONPATH", None)  # ignored by the stub anyway; avoid surprises in helpers
-    return env
 
 
 def _http(
@@ -220,56 +152,6 @@ def _http(
 
 def is_ready(cfg: ServerConfig, timeout: float = 2.0) -> bool:
     return _http(f"{cfg.http_url}/v2/health/ready", timeout)[0] == 200
-
-
-def _is_tritonserver(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/cmdline", "rb") as fh:
-            return b"tritonserver" in fh.read().split(b"\0")[0]
-    except OSError:
-        return False
-
-
-def read_pidfile(run_dir: Path) -> dict | None:
-    path = run_dir / PIDFILE
-    if not path.is_file():
-        return None
-    try:
-        return read_json(path)
-    except (OSError, ValueError):
-        return None
-
-
-def running_server(run_dir: Path) -> dict | None:
-    """The pid-file record of a live Triton started from `run_dir`, else None (stale removed)."""
-    info = read_pidfile(run_dir)
-    if info is None:
-        return None
-    pid = int(info.get("pid", -1))
-    if pid > 0 and pid_alive(pid) and _is_tritonserver(pid):
-        return info
-    (run_dir / PIDFILE).unlink(missing_ok=True)
-    return None
-
-
-def _log_tail(path: Path, lines: int = 25) -> str:
-    try:
-        text = path.read_text(encoding="utf-8", errors="replace").splitlines()
-    except OSError:
-        return ""
-    keep = [ln for ln in text if not ln.startswith("I") or "error" in ln.lower()]
-    return "\n".join(keep[-lines:])
-
-
-def _explain_failure(log: str) -> str:
-    low = log.lower()
-    if "address already in use" in low or "failed to start" in low and "port" in low:
-        return "a port is already in use"
-    if "load failed" in low or "failed to load" in low:
-        return "the model failed to load (repository invalid or a version is broken)"
-    if "poll failed" in low or "model_repository" in low and "error" in low:
-        return "the model repository is invalid"
-    return "tritonserver exited during startup"
 
 
 @dataclass
@@ -354,17 +236,17 @@ def start(cfg: ServerConfig, *, wait_s: float = 180.0) -> ServerHandle:
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             (run_dir / PIDFILE).unlink(missing_ok=True)
-            tail = _log_tail(log)
+            tail = log_tail(log)
             raise ServerError(
-                f"{_explain_failure(tail)} (exit {proc.returncode}); log {log}:\n{tail}"
+                f"{explain_failure(tail)} (exit {proc.returncode}); log {log}:\n{tail}"
             )
         if is_ready(cfg):
             return ServerHandle(pid=proc.pid, config=cfg, log=log, process=proc)
         time.sleep(0.2)
-    _terminate(proc.pid, 10)
+    terminate(proc.pid, 10)
     (run_dir / PIDFILE).unlink(missing_ok=True)
     raise ServerError(
-        f"Triton did not become ready within {wait_s:.0f} s; log {log}:\n{_log_tail(log)}"
+        f"Triton did not become ready within {wait_s:.0f} s; log {log}:\n{log_tail(log)}"
     )
 
 
@@ -379,39 +261,6 @@ def _signature(cfg: ServerConfig) -> str:
     d["predlog_dir"] = str(cfg.resolved_predlog_dir())
     d["run_dir"] = str(cfg.resolved_run_dir())
     return json.dumps(d, sort_keys=True)
-
-
-def _terminate(pid: int, timeout_s: float) -> bool:
-    """SIGTERM, wait, then SIGKILL. Returns True if the process is gone."""
-    try:
-        os.kill(pid, signal.SIGTERM)
-    except ProcessLookupError:
-        return True
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        try:
-            done, _ = os.waitpid(pid, os.WNOHANG)
-            if done == pid:
-                return True
-        except ChildProcessError:
-            pass
-        if not pid_alive(pid):
-            return True
-        time.sleep(0.1)
-    _kill_group(pid)
-    time.sleep(0.2)
-    return not pid_alive(pid)
-
-
-def _kill_group(pid: int) -> None:
-    """SIGKILL Triton's process group (it runs in its own session, with its backend stubs)."""
-    try:
-        os.killpg(pid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        try:
-            os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
 
 
 def stop(run_dir: Path | None = None, timeout_s: float | None = None) -> dict | None:
@@ -443,7 +292,7 @@ def stop(run_dir: Path | None = None, timeout_s: float | None = None) -> dict | 
         return None
     if timeout_s is None:
         timeout_s = float(info.get("exit_timeout_s", ServerConfig.exit_timeout_s)) + STOP_GRACE_S
-    _terminate(int(info["pid"]), timeout_s)
+    terminate(int(info["pid"]), timeout_s)
     (run_dir / PIDFILE).unlink(missing_ok=True)
     if info.get("predlog_dir"):
         info["compacted"] = compact_predictions(Path(info["predlog_dir"]))
@@ -497,7 +346,7 @@ def run_foreground(cfg: ServerConfig) -> int:
                 break
             since = state["since"]
             if since is not None and time.monotonic() - since > cfg.exit_timeout_s + STOP_GRACE_S:
-                _kill_group(handle.pid)  # past its exit timeout Triton may hang instead of exiting
+                kill_group(handle.pid)  # past its exit timeout Triton may hang instead of exiting
             time.sleep(0.2)
     finally:
         for s, h in old.items():

@@ -15,6 +15,7 @@ import numpy as np
 
 from genline import contract
 from genline.client import infer_inputs, served_version
+from genline.serving.features import CANARY_PREFIX
 
 
 class ControlError(RuntimeError):
@@ -93,7 +94,12 @@ class ControlClient:
         return sorted(out)
 
     def infer(
-        self, labels: np.ndarray, z: np.ndarray, version: int | None = None
+        self,
+        labels: np.ndarray,
+        z: np.ndarray,
+        version: int | None = None,
+        *,
+        request_prefix: str = CANARY_PREFIX,
     ) -> tuple[int, np.ndarray]:
         """One request, without retries (a canary must see the server as it is).
 
@@ -101,6 +107,8 @@ class ControlClient:
             labels: (B,) int64.
             z: (B, latent_dim) float32.
             version: pin a version; None for whatever serves.
+            request_prefix: starts the request id; the prediction log marks the row's `source`
+                by it (`features.source_of`), so canary and profile requests are not app traffic.
 
         Returns:
             (the version that answered, images (B, C, H, W)).
@@ -109,7 +117,7 @@ class ControlClient:
             self.model,
             infer_inputs(labels, z),
             model_version="" if version is None else str(version),
-            request_id=f"genline-canary-{time.time_ns()}",
+            request_id=f"{request_prefix}{time.time_ns()}",
             client_timeout=30,
         )
         return served_version(res), res.as_numpy(contract.OUTPUT_IMAGE)

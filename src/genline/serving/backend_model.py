@@ -32,6 +32,7 @@ import numpy as np
 
 # The stub's Python is the venv's, so genline imports here as it does anywhere (see server.py).
 from genline import contract
+from genline.serving.features import EMBEDDING_FILE
 
 LABEL, Z, IMAGE = contract.INPUT_LABEL, contract.INPUT_Z, contract.OUTPUT_IMAGE
 WARMUP = contract.WARMUP_INPUT
@@ -154,6 +155,7 @@ class TritonPythonModel:
         for batch in sorted({1, min(8, max_batch), max_batch}):
             self._run(np.zeros(batch, np.int64), np.zeros((batch, self.latent_dim), np.float32))
         evaluator = version_dir / contract.EVALUATOR_ONNX
+        embedding = version_dir / EMBEDDING_FILE
         self.log = spool.SpoolWriter(
             os.environ.get(spool.DIR_ENV) or spool.default_dir(),
             header={
@@ -161,6 +163,7 @@ class TritonPythonModel:
                 "version": self.version,
                 "instance": self.instance,
                 "evaluator": str(evaluator) if evaluator.is_file() else None,
+                "embedding": str(embedding) if embedding.is_file() else None,
                 "image_shape": self.image_shape,
                 "pid": os.getpid(),
             },

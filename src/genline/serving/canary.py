@@ -7,6 +7,7 @@ from typing import Any
 import numpy as np
 
 from genline.control import ControlClient
+from genline.serving.features import PROFILE_PREFIX
 
 
 class CanaryError(RuntimeError):
@@ -57,12 +58,16 @@ def probe_images(
 ) -> np.ndarray:
     """The images `version` (pinned) answers for a probe set, in chunks of `chunk` samples.
 
+    The requests carry `features.PROFILE_PREFIX`, so the prediction log marks them "profile".
+
     Raises:
         CanaryError: another version answered.
     """
     images = []
     for i in range(0, len(labels), chunk):
-        served, img = server.infer(labels[i : i + chunk], z[i : i + chunk], version)
+        served, img = server.infer(
+            labels[i : i + chunk], z[i : i + chunk], version, request_prefix=PROFILE_PREFIX
+        )
         if served != version:
             raise CanaryError(f"probe answered by version {served}, expected {version}")
         images.append(img)

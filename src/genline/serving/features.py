@@ -26,7 +26,17 @@ EVALUATOR_FEATURES = ("pred_class", "pred_confidence")  # the evaluator's score,
 OUTPUT_FEATURES = IMAGE_FEATURES + EVALUATOR_FEATURES  # what drift compares with the profile
 # The output features summarised as distributions (pred_class is summarised as class shares).
 NUMERIC_OUTPUT_FEATURES = tuple(f for f in OUTPUT_FEATURES if f != "pred_class")
+# Components of the evaluator's penultimate features under the PCA fitted once on the training
+# data (`genline.embedding`, `embedding.npz` in the model directory), at compaction.
+EMBEDDING_FEATURES = ("emb_0", "emb_1", "emb_2", "emb_3")
+# What the drift monitors compare, per label.
+DRIFT_FEATURES = (*IMAGE_FEATURES, "pred_confidence", *EMBEDDING_FEATURES)
 INK_THRESHOLD = 0.5  # a pixel above this counts as ink
+
+# --- where a request came from, told by its request-id prefix -------------------------------
+CANARY_PREFIX = "genline-canary-"  # publish's and rollback's canary (genline.control)
+PROFILE_PREFIX = "genline-profile-"  # the reference-profile probe at publish
+SOURCES = ("app", "canary", "profile")  # drift reads only "app"
 
 # --- the prediction log: one row per (request_id, sample_index) ---------------------------------
 COLUMNS: list[str] = [
@@ -42,8 +52,10 @@ COLUMNS: list[str] = [
     "seed",
     *LATENT_FEATURES,
     *OUTPUT_FEATURES,
+    *EMBEDDING_FEATURES,
     "latency_ms",
     "instance",
+    "source",  # app, canary or profile (SOURCES), from the request-id prefix
 ]
 # pandas dtypes of the log's columns (nullable where a failed request has no value).
 DTYPES: dict[str, str] = {
@@ -61,9 +73,25 @@ DTYPES: dict[str, str] = {
     **{name: "float64" for name in IMAGE_FEATURES},
     "pred_class": "Int64",
     "pred_confidence": "float64",
+    **{name: "float64" for name in EMBEDDING_FEATURES},
     "latency_ms": "float64",
     "instance": "string",
+    "source": "string",
 }
+
+
+def source_of(request_id: str | None) -> str:
+    """ "canary", "profile" or "app": who sent a request, by its request-id prefix.
+
+    Args:
+        request_id: the request's id as logged (None or empty: an app that set none).
+    """
+    rid = request_id or ""
+    if rid.startswith(CANARY_PREFIX):
+        return "canary"
+    if rid.startswith(PROFILE_PREFIX):
+        return "profile"
+    return "app"
 
 
 def select(*names: str) -> list[str]:
@@ -183,6 +211,41 @@ class Evaluators:
         key = str(path)
         if key not in self._loaded:
             self._loaded[key] = Evaluator(key) if Path(key).is_file() else None
+        return self._loaded[key]
+
+
+EMBEDDING_FILE = "embedding.npz"  # in a model directory and a served version's directory
+
+
+def embedding_path(header: dict) -> str | None:
+    """The embedding a spool segment's version uses: the header's `embedding`, else the
+    `EMBEDDING_FILE` beside its evaluator (segments written before the header named it)."""
+    if header.get("embedding"):
+        return str(header["embedding"])
+    if header.get("evaluator"):
+        return str(Path(header["evaluator"]).with_name(EMBEDDING_FILE))
+    return None
+
+
+class Embeddings:
+    """`genline.embedding.Embedding`s by path, loaded once each (None for a path that is unset
+    or gone: a version published without one logs null `emb_*` columns)."""
+
+    def __init__(self) -> None:
+        self._loaded: dict[str, Any] = {}
+
+    def get(self, path: str | Path | None):
+        """The embedding at `path`, or None when `path` is empty or not a file."""
+        if not path:
+            return None
+        key = str(path)
+        if key not in self._loaded:
+            if Path(key).is_file():
+                from genline.embedding import Embedding
+
+                self._loaded[key] = Embedding.load(key)
+            else:
+                self._loaded[key] = None
         return self._loaded[key]
 
 

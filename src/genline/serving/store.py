@@ -52,19 +52,30 @@ def partition_of(ts: float) -> tuple[str, str]:
 # --- records -> rows --------------------------------------------------------------------------
 
 
-def expand(header: dict, records: list[dict], evaluators: feat.Evaluators) -> list[dict]:
+def expand(
+    header: dict,
+    records: list[dict],
+    evaluators: feat.Evaluators,
+    embeddings: feat.Embeddings | None = None,
+) -> list[dict]:
     """Request records -> one row per sample (failed requests: one row, sample_index -1).
 
+    Every row's `source` comes from its request id (`features.source_of`).
+
     Args:
-        header: the segment's header (model, instance, evaluator path, image shape).
+        header: the segment's header (model, instance, evaluator and embedding paths, image
+            shape).
         records: its request records.
         evaluators: where the header's evaluator is loaded from (scores the OK samples).
+        embeddings: where the version's embedding is loaded from (the `emb_*` columns); None
+            leaves them null.
 
     Returns:
         Rows keyed by `features.COLUMNS` names (absent keys are null).
     """
     rows: list[dict] = []
     evaluator = evaluators.get(header.get("evaluator"))
+    embedding = embeddings.get(feat.embedding_path(header)) if embeddings is not None else None
     shape = header.get("image_shape")
     ok_imgs: list[np.ndarray] = []
     ok_rows: list[list[dict]] = []
@@ -80,6 +91,7 @@ def expand(header: dict, records: list[dict], evaluators: feat.Evaluators) -> li
             "seed": rec.get("seed"),
             "latency_ms": rec.get("latency_ms"),
             "instance": header.get("instance"),
+            "source": feat.source_of(rec.get("request_id")),
         }
         labels = rec.get("label") or []
         if rec.get("status") != "OK" or not labels:
@@ -93,15 +105,21 @@ def expand(header: dict, records: list[dict], evaluators: feat.Evaluators) -> li
                 row[key] = float(vals[i]) if vals is not None else None
             these.append(row)
         rows.extend(these)
-        if evaluator is not None and shape and rec.get("images"):
+        if (evaluator is not None or embedding is not None) and shape and rec.get("images"):
             ok_imgs.append(feat.decode_images(rec["images"], shape))
             ok_rows.append(these)
     if ok_imgs:
-        cls, conf = evaluator.score(np.concatenate(ok_imgs))
+        images = np.concatenate(ok_imgs)  # (N, C, H, W)
         flat = [r for group in ok_rows for r in group]
-        for row, c, p in zip(flat, cls.tolist(), conf.tolist(), strict=True):
-            row["pred_class"] = int(c)
-            row["pred_confidence"] = round(float(p), 5)
+        if evaluator is not None:
+            cls, conf = evaluator.score(images)
+            for row, c, p in zip(flat, cls.tolist(), conf.tolist(), strict=True):
+                row["pred_class"] = int(c)
+                row["pred_confidence"] = round(float(p), 5)
+        if embedding is not None:
+            emb = np.asarray(embedding.transform(images), dtype=np.float64)  # (N, 4)
+            for row, values in zip(flat, emb.round(5).tolist(), strict=True):
+                row.update(zip(feat.EMBEDDING_FEATURES, values, strict=True))
     return rows
 
 
@@ -181,11 +199,11 @@ def compact(directory: str | Path | None = None, *, wait: bool = True) -> dict[s
     with _compaction_lock(directory, wait) as locked:
         if not locked:
             return stats
-        evaluators = feat.Evaluators()
+        evaluators, embeddings = feat.Evaluators(), feat.Embeddings()
         for segment in pending_segments(directory):
             header, records, bad = read_segment(segment)
             stats["malformed"] += bad
-            rows = expand(header, records, evaluators) if records else []
+            rows = expand(header, records, evaluators, embeddings) if records else []
             by_hour: dict[tuple[str, str], list[dict]] = defaultdict(list)
             for row in rows:
                 by_hour[partition_of(row["time"])].append(row)
@@ -237,12 +255,16 @@ def _read_store(directory: Path, start: float | None, end: float | None) -> pd.D
         cond = ds.field("time") >= start
     if end is not None:
         cond = (ds.field("time") < end) if cond is None else cond & (ds.field("time") < end)
-    return dataset.to_table(filter=cond).to_pandas()
+    df = dataset.to_table(filter=cond).to_pandas()
+    unmarked = df["source"].isna()
+    if unmarked.any():  # written before the log had a source column
+        df.loc[unmarked, "source"] = df.loc[unmarked, "request_id"].map(feat.source_of)
+    return df
 
 
 def _read_live(directory: Path, start: float | None, end: float | None) -> list[pd.DataFrame]:
     """Rows of the open segments (read, not consumed), within the window."""
-    evaluators = feat.Evaluators()
+    evaluators, embeddings = feat.Evaluators(), feat.Embeddings()
     frames = []
     for segment in live_segments(directory):
         try:
@@ -250,7 +272,7 @@ def _read_live(directory: Path, start: float | None, end: float | None) -> list[
         except FileNotFoundError:  # sealed meanwhile; its Parquet is read next time
             continue
         if records:
-            df = frame(expand(header, records, evaluators))
+            df = frame(expand(header, records, evaluators, embeddings))
             if start is not None:
                 df = df[df["time"] >= start]
             if end is not None:
@@ -296,6 +318,39 @@ def read_window(
     df = df.sort_values("time", kind="stable")
     df = df.drop_duplicates(["request_id", "sample_index"], keep="last")
     return df.reset_index(drop=True)
+
+
+def app_traffic(df: pd.DataFrame) -> pd.DataFrame:
+    """The rows drift monitoring reads: answered (`status == "OK"`) app requests, no canary or
+    profile probes and no failed requests (their one row per request has no sample)."""
+    keep = (df["status"] == "OK") & (df["source"] == "app") & (df["sample_index"] >= 0)
+    return df[keep.fillna(False).astype(bool)].reset_index(drop=True)
+
+
+def read_app_traffic(
+    start: float, end: float, directory: str | Path | None = None, *, compact_first: bool = True
+) -> dict[int, pd.DataFrame]:
+    """The app traffic of a window, split by the version that answered it.
+
+    A window that spans a publish holds rows of two versions; each is judged against its own
+    reference, so they are never mixed.
+
+    Args:
+        start: epoch seconds, inclusive.
+        end: epoch seconds, exclusive.
+        directory: prediction-log dir (default `spool.default_dir()`).
+        compact_first: compact pending spool segments before reading (open segments of running
+            writers are read too, without consuming them).
+
+    Returns:
+        version -> its rows (`features.COLUMNS`), versions ascending; {} for an empty window.
+    """
+    window = read_window(start, end, directory, compact_first=compact_first, include_live=True)
+    df = app_traffic(window)
+    return {
+        int(v): part.reset_index(drop=True)
+        for v, part in sorted(df.groupby("version", sort=True), key=lambda kv: kv[0])
+    }
 
 
 def read_predictions(

@@ -23,7 +23,11 @@ KINDS = (
     "publish.failed",
     "publish.refused",
     "drift.serving",
+    "drift.request_mix",
     "drift.stale_model",
+    "drift.schema",
+    "retrain.no_new_data",
+    "retrain.challenger_lost",
     "alerting.dead_letter",
     "alerting.test",
 )

@@ -55,17 +55,28 @@ def train_generator(
     loss_curve: Output[HTML],
     preset: str = "ci",
     world_size: int = 1,
+    init_from: str = "",
+    model_repository: str = "triton_repo",
 ):
-    """Train the generator data-parallel over `world_size` processes (gloo on CPU, nccl on GPU)."""
+    """Train the generator data-parallel over `world_size` processes (gloo on CPU, nccl on GPU),
+    from scratch or warm-started from a published version (`init_from`: "serving" or a number)."""
     from components.support import png_html
     from genline.data import load_npz
     from genline.distributed import DistributedConfig, train_distributed
+    from genline.retrain import warm_start_dir
 
+    base = warm_start_dir(model_repository, init_from)
     result = train_distributed(
-        load_npz(dataset.path), preset, model.path, DistributedConfig(world_size=world_size)
+        load_npz(dataset.path),
+        preset,
+        model.path,
+        DistributedConfig(world_size=world_size),
+        init_from=base,
     )
     model.metadata.update(
         {
+            "init_from": init_from,
+            "init_from_dir": base or "",
             "preset": preset,
             "world_size": result.world_size,
             "iterations": result.iterations,
@@ -154,13 +165,26 @@ def publish_model(
     onnx_model: Input[Model],
     model_repository: str = "triton_repo",
     triton_url: str = "127.0.0.1:8001",
+    dagster_run_id: str = "",
+    trigger: str = '{"kind": "manual"}',
 ) -> NamedTuple("Published", [("version", int), ("previous", int)]):
-    """Publish the gated model into Triton: sha256-checked staging, atomic rename, load, canary."""
+    """Publish the gated model into Triton: sha256-checked staging, atomic rename, load, canary;
+    then record its lineage (the Dagster run and the trigger: manual, or the drift window)."""
     from pathlib import Path
 
+    from genline.retrain import parse_trigger, record_lineage
     from genline.serving.publish import Target, publish
 
+    reason = parse_trigger(trigger)  # a malformed trigger fails before anything is published
     result = publish(onnx_model.path, Target(repository=Path(model_repository), url=triton_url))
+    record_lineage(
+        model_dir=onnx_model.path,
+        model_repository=model_repository,
+        version=result.version,
+        previous=result.previous,
+        dagster_run_id=dagster_run_id,
+        trigger=reason,
+    )
     return (result.version, result.previous or 0)
 
 

@@ -26,6 +26,7 @@ from components.steps import (
     train_generator,
     validate_dataset,
 )
+from genline.retrain import MANUAL_TRIGGER
 
 PIPELINE_NAME = "genline-training"
 COMPILED_DIR = Path(__file__).resolve().parent / "compiled"
@@ -52,6 +53,9 @@ def _define(target: str):
         publish: bool = False,
         model_repository: str = "triton_repo",
         triton_url: str = "127.0.0.1:8001",
+        init_from: str = "",
+        dagster_run_id: str = "",
+        trigger: str = MANUAL_TRIGGER,
     ):
         """Parameters:
 
@@ -65,6 +69,10 @@ def _define(target: str):
         try_int8: measure the INT8 variant and adopt it if it is faster and as good.
         publish: publish to Triton when the gate passes.
         model_repository, triton_url: where publish_model puts the version and loads it.
+        init_from: warm start: "" (from scratch), "serving", or a published version number.
+        dagster_run_id: the Dagster run that launched this pipeline ("" when none did).
+        trigger: why it runs, JSON: {"kind": "manual"} or {"kind": "drift", "window_key",
+            "model", "version", "report", "scores"}; recorded in lineage at publish.
         """
         alert = alert_on_failure(pipeline_name=PIPELINE_NAME).set_caching_options(False)
         with dsl.ExitHandler(alert, name="train-gate-publish"):
@@ -72,7 +80,11 @@ def _define(target: str):
                 dataset_version=dataset_version, dvc_repo=dvc_repo, dataset_uri=dataset_uri
             )
             trained = train_generator(
-                dataset=data.outputs["dataset"], preset=preset, world_size=world_size
+                dataset=data.outputs["dataset"],
+                preset=preset,
+                world_size=world_size,
+                init_from=init_from,
+                model_repository=model_repository,
             )
             scored = evaluate_generator(
                 dataset=data.outputs["dataset"],
@@ -98,6 +110,8 @@ def _define(target: str):
                         onnx_model=exported.outputs["onnx_model"],
                         model_repository=model_repository,
                         triton_url=triton_url,
+                        dagster_run_id=dagster_run_id,
+                        trigger=trigger,
                     ).after(engine)
                     published.set_caching_options(False)
 

@@ -14,6 +14,7 @@ from typing import Any
 import dagster as dg
 
 from genline.alerting.runs import dagster_subject, run_context
+from genline.retrain import parse_trigger
 from genline.versioning import current_version
 
 from .resources import DvcRemoteResource, GenlineStateResource, KubeflowPipelinesResource
@@ -34,6 +35,9 @@ class TrainingPipelineConfig(dg.Config):
     model_repository: str | None = None
     triton_url: str | None = None
     try_int8: bool | None = None
+    init_from: str | None = None  # "" from scratch, "serving", or a published version number
+    trigger: str | None = None  # JSON, genline.retrain.parse_trigger; default {"kind": "manual"}
+    dagster_run_id: str | None = None  # left None: this Dagster run's id is passed
 
     def params(self) -> dict[str, Any]:
         return {k: v for k, v in self.model_dump().items() if v is not None}
@@ -77,7 +81,17 @@ def generator_model(
             "materialize training_dataset first",
             allow_retries=False,
         )
-    params = {"dataset_version": version.md5, "dvc_repo": str(dvc.repo_dir), **config.params()}
+    params = {
+        "dataset_version": version.md5,
+        "dvc_repo": str(dvc.repo_dir),
+        "dagster_run_id": context.run_id,
+        **config.params(),
+    }
+    if "trigger" in params:
+        try:
+            parse_trigger(params["trigger"])
+        except ValueError as exc:
+            raise dg.Failure(description=f"config.trigger: {exc}", allow_retries=False) from None
     context.log.info(f"training pipeline on dataset version {version.md5}: {params}")
     # the pipeline's exit handler keys its alert by this run, as the failure sensor does: one
     # incident per failed run, whether the daemon, the UI or the CLI launched it

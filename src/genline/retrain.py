@@ -1,0 +1,94 @@
+"""Retraining: what a retrain run starts from, why it runs, and where its reason is recorded.
+
+The Kubeflow components and the Dagster retrain sensor share these; nothing here imports kfp or
+dagster.
+
+A trigger is a JSON object: {"kind": "manual"} or {"kind": "drift", "window_key", "model",
+"version", "report", "scores"} (the staleness verdict that asked for the run).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from genline import contract
+
+TRIGGER_KINDS = ("manual", "drift")
+DRIFT_TRIGGER_FIELDS = ("window_key", "model", "version")
+MANUAL_TRIGGER = '{"kind": "manual"}'
+
+
+def parse_trigger(trigger: str | dict[str, Any] | None) -> dict[str, Any]:
+    """The trigger of a run as a dict, checked.
+
+    Args:
+        trigger: the pipeline's `trigger` parameter (a JSON string), a dict, or ""/None for a
+            manual run.
+
+    Raises:
+        ValueError: not JSON, not an object, an unknown kind, or a drift trigger without the
+            verdict's window_key/model/version.
+    """
+    if trigger in (None, ""):
+        return {"kind": "manual"}
+    if isinstance(trigger, str):
+        try:
+            value = json.loads(trigger)
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"trigger is not valid JSON ({exc.msg}): {trigger!r}") from None
+    else:
+        value = trigger
+    if not isinstance(value, dict):
+        raise ValueError(f"trigger must be a JSON object, got {type(value).__name__}: {trigger!r}")
+    kind = value.get("kind")
+    if kind not in TRIGGER_KINDS:
+        raise ValueError(f"trigger kind must be one of {TRIGGER_KINDS}, got {kind!r}")
+    if kind == "drift":
+        missing = [k for k in DRIFT_TRIGGER_FIELDS if value.get(k) in (None, "")]
+        if missing:
+            raise ValueError(f"a drift trigger needs {missing}: {trigger!r}")
+    return dict(value)
+
+
+def warm_start_dir(model_repository: str, init_from: str, model: str | None = None) -> str | None:
+    """The model directory a warm start loads its checkpoint from.
+
+    Args:
+        model_repository: the Triton model repository the versions were published into.
+        init_from: "" (from scratch), "serving" (the version serving now) or a version number.
+        model: the served model's name (genline.contract.MODEL_NAME by default).
+
+    Returns:
+        The published model directory, or None for training from scratch.
+
+    Raises:
+        ValueError: "serving" while nothing serves, an unknown version, or one whose model
+            directory is gone.
+    """
+    from genline.serving.registry import Registry
+
+    if not init_from:
+        return None
+    name = model or contract.MODEL_NAME
+    found = Registry().champion_dir(model_repository, name, init_from)
+    if found is None:
+        raise ValueError(
+            f"init_from={init_from!r}: no version of {name} is serving from {model_repository}, "
+            "so there is nothing to warm-start from (use init_from='' to train from scratch)")
+    return found
+
+
+def record_lineage(**kwargs: Any) -> bool:
+    """Hand the publish-time ids to genline.lineage.record_publish when it exists.
+
+    Returns:
+        Whether a lineage record was written (False while genline.lineage has no record_publish).
+    """
+    from genline import lineage
+
+    record = getattr(lineage, "record_publish", None)
+    if record is None:
+        return False
+    record(**kwargs)
+    return True

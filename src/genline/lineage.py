@@ -4,6 +4,9 @@
 checkpoint (dataset.json by training, metrics.json and gate.json by evaluation, export.json by
 export) carries the run id and the checkpoint's sha256 as top-level keys. A directory whose files
 disagree was mixed by hand or by a crash, and `check_stamps` says which file is out of line.
+
+The lineage of a published version (data version -> ... -> Triton version -> trigger, then what
+it served) is genline.lineage_record; `record_publish` here is the publish step's entry point.
 """
 
 from __future__ import annotations
@@ -60,3 +63,10 @@ def check_stamps(model_dir: str | Path) -> list[str]:
         listed = ", ".join(f"{n}: {r[:12]}" for n, r in run_ids.items())
         problems.append(f"files come from different training runs ({listed})")
     return problems
+
+
+def record_publish(**kwargs: Any) -> Path:
+    """Write the lineage record of a just-published version: genline.lineage_record."""
+    from genline.lineage_record import record_publish as record
+
+    return record(**kwargs)

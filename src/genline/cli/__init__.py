@@ -18,6 +18,7 @@ _COMMAND_MODULES = (
     "genline.cli.ui_cmds",  # ui
     "genline.cli.pipeline_cmds",  # pipeline ...
     "genline.cli.alert_cmds",  # alerts list, resolve, test, flush
+    "genline.cli.lineage_cmds",  # lineage VERSION
 )
 
 

@@ -17,6 +17,7 @@ from genline.ingest import (
     ingest_batch,
     sample_grid_png,
 )
+from genline.lineage_record import batch_records
 from genline.validation import ReferenceStats
 from genline.versioning import VersioningError, current_version, record_dataset_file
 
@@ -156,6 +157,7 @@ def training_dataset(
     info = {
         **ds.info(),
         "accepted_days": days,
+        "batches": batch_records(store.root, days),  # each batch's validation, for lineage
         "reference": ReferenceStats.from_dataset(ds).to_dict(),
         "dagster_run": context.run.run_id,
     }

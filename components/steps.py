@@ -36,6 +36,7 @@ def validate_dataset(
             DvcConfig.default(repo_dir=dvc_repo or None), dataset_version, dataset.path
         )
         ds, dataset.metadata["dvc_md5"] = load_npz(dataset.path), version.md5
+        dataset.metadata["dvc_commit"] = version.commit  # for the lineage record at publish
     else:
         ds = load_dataset(dataset_uri or None)
         save_npz(ds, dataset.path)
@@ -96,26 +97,43 @@ def evaluate_generator(
     metrics: Output[Metrics],
     champion_version: str = "",
     model_repository: str = "triton_repo",
+    dagster_run_id: str = "",
+    trigger: str = '{"kind": "manual"}',
 ) -> bool:
     """Score the generator (FD ratio, conditional accuracy, diversity) and apply the quality gate,
-    against the champion when one is named. Returns the verdict; the reasons are in gate.json and
-    the scored model's metadata. (One plain output: kfp.local 2.17 cannot resolve a NamedTuple
+    against the champion when one is named: the champion is re-scored on this data by the same
+    evaluator, and only a challenger that beats it passes; one that loses raises a
+    retrain.challenger_lost alert. Returns the verdict; the reasons are in gate.json and the
+    scored model's metadata. (One plain output: kfp.local 2.17 cannot resolve a NamedTuple
     field inside a dsl.If condition, and the pipeline must run the same there and on a cluster.)"""
     import shutil
 
     from genline import contract
     from genline.data import load_npz
     from genline.evaluate import evaluate_model_dir
+    from genline.retrain import alert_challenger_lost, challenger_outcome, parse_trigger
     from genline.serving.registry import Registry
 
+    reason = parse_trigger(trigger)
     champion = Registry().champion_dir(model_repository, contract.MODEL_NAME, champion_version)
     shutil.copytree(model.path, scored_model.path)
     values, gate = evaluate_model_dir(scored_model.path, load_npz(dataset.path), champion)
+    outcome = challenger_outcome(gate, champion_version, champion)
+    alert_challenger_lost(
+        outcome, champion_version=champion_version, dagster_run_id=dagster_run_id, trigger=reason
+    )
     for key, value in values.items():
         if isinstance(value, int | float) and not isinstance(value, bool):
             metrics.log_metric(key, float(value))
     scored_model.metadata.update(
-        {"gate_passed": gate.passed, "gate_reasons": gate.reasons, "champion_dir": champion or ""}
+        {
+            "gate_passed": gate.passed,
+            "gate_reasons": gate.reasons,
+            "champion_dir": champion or "",
+            "challenger": outcome["outcome"],
+            "challenger_summary": outcome["summary"],
+            "champion_losses": outcome["losses"],
+        }
     )
     return gate.passed
 
@@ -163,10 +181,14 @@ def build_tensorrt(onnx_model: Input[Model], engine: Output[Model], target: str 
 @component
 def publish_model(
     onnx_model: Input[Model],
+    dataset: Input[Dataset] = None,
     model_repository: str = "triton_repo",
     triton_url: str = "127.0.0.1:8001",
     dagster_run_id: str = "",
     trigger: str = '{"kind": "manual"}',
+    dvc_repo: str = "",
+    kfp_run_id: str = "",
+    kfp_run_name: str = "",
 ) -> NamedTuple("Published", [("version", int), ("previous", int)]):
     """Publish the gated model into Triton: sha256-checked staging, atomic rename, load, canary;
     then record its lineage (the Dagster run and the trigger: manual, or the drift window)."""
@@ -176,6 +198,7 @@ def publish_model(
     from genline.serving.publish import Target, publish
 
     reason = parse_trigger(trigger)  # a malformed trigger fails before anything is published
+    data = dataset.metadata if dataset is not None else {}  # the version validate restored
     result = publish(onnx_model.path, Target(repository=Path(model_repository), url=triton_url))
     record_lineage(
         model_dir=onnx_model.path,
@@ -184,6 +207,11 @@ def publish_model(
         previous=result.previous,
         dagster_run_id=dagster_run_id,
         trigger=reason,
+        dataset_md5=data.get("dvc_md5", ""),
+        dataset_commit=data.get("dvc_commit", ""),
+        dvc_repo=dvc_repo,
+        kfp_run_id=kfp_run_id,
+        kfp_run_name=kfp_run_name,
     )
     return (result.version, result.previous or 0)
 

@@ -64,7 +64,8 @@ def _define(target: str):
         dataset_uri: a .npz or image folder when no version is given; empty = built-in digits.
         preset: training preset (genline.train.PRESETS).
         world_size: data-parallel training processes.
-        champion_version: "" (no champion), "serving", or a published version number.
+        champion_version: "" (no champion), "serving", or a published version number: the
+            champion is re-scored on this data; only a challenger that beats it passes.
         target: "cpu" or "gpu" (the TensorRT engine is built only for gpu).
         try_int8: measure the INT8 variant and adopt it if it is faster and as good.
         publish: publish to Triton when the gate passes.
@@ -91,6 +92,8 @@ def _define(target: str):
                 model=trained.outputs["model"],
                 champion_version=champion_version,
                 model_repository=model_repository,
+                dagster_run_id=dagster_run_id,
+                trigger=trigger,
             )
             exported = export_onnx(
                 dataset=data.outputs["dataset"],
@@ -108,10 +111,15 @@ def _define(target: str):
                 with dsl.If(publish == True, name="publish-requested"):  # noqa: E712
                     published = publish_model(
                         onnx_model=exported.outputs["onnx_model"],
+                        dataset=data.outputs["dataset"],
                         model_repository=model_repository,
                         triton_url=triton_url,
                         dagster_run_id=dagster_run_id,
                         trigger=trigger,
+                        dvc_repo=dvc_repo,
+                        # the KFP run, resolved by KFP (and kfp.local) when the step runs
+                        kfp_run_id=dsl.PIPELINE_JOB_ID_PLACEHOLDER,
+                        kfp_run_name=dsl.PIPELINE_JOB_NAME_PLACEHOLDER,
                     ).after(engine)
                     published.set_caching_options(False)
 

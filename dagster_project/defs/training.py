@@ -21,6 +21,7 @@ from .resources import DvcRemoteResource, GenlineStateResource, KubeflowPipeline
 from .retries import TRANSIENT_RETRY
 
 GATE_CHECK = "passes_quality_gate"
+CHALLENGER_TAG = "genline/challenger"  # no_champion | won | lost | failed_gate
 HEADLINE_METRICS = ("fd_ratio", "conditional_accuracy", "evaluator_accuracy", "diversity_ratio")
 
 
@@ -136,6 +137,11 @@ def generator_model(
             metadata[key] = float(metrics[key])
     model_dir = run.model_dir
     onnx = run.artifact("export-onnx", "onnx_model")["metadata"]
+    scored = (run.artifact("evaluate-generator", "scored_model") or {}).get("metadata", {})
+    challenger = scored.get("challenger", "no_champion")
+    # the run records the champion/challenger decision; a losing challenger is an outcome
+    # (alerted as retrain.challenger_lost by the pipeline), not a failed run
+    context.instance.add_run_tags(context.run_id, {CHALLENGER_TAG: challenger})
     metadata.update(
         {
             "gate_passed": bool(run.gate_passed),
@@ -148,6 +154,9 @@ def generator_model(
             "tensorrt": dg.MetadataValue.json(run.artifact("build-tensorrt", "engine")["metadata"]),
             "train": dg.MetadataValue.json(run.artifact("train-generator", "model")["metadata"]),
             "published_version": run.published_version if run.published_version else -1,
+            "challenger": challenger,
+            "challenger_summary": scored.get("challenger_summary", ""),
+            "champion_losses": dg.MetadataValue.json(scored.get("champion_losses") or []),
             "seconds": round(run.seconds, 1),
         }
     )
@@ -165,7 +174,11 @@ def generator_model(
             dg.AssetCheckResult(
                 check_name=GATE_CHECK,
                 passed=bool(run.gate_passed),
-                severity=dg.AssetCheckSeverity.ERROR,
+                # a good model that did not beat the champion is not published, and the run
+                # does not fail (ERROR on a blocking check would fail it)
+                severity=dg.AssetCheckSeverity.WARN
+                if challenger == "lost"
+                else dg.AssetCheckSeverity.ERROR,
                 metadata={
                     "reasons": run.gate_reasons or "",
                     **{k: float(metrics[k]) for k in HEADLINE_METRICS if k in metrics},

@@ -28,7 +28,7 @@ import torch.nn.functional as F
 
 from genline import contract
 from genline.data import Dataset, Splits, split
-from genline.fsutil import atomic_write_bytes, atomic_write_json, read_json
+from genline.fsutil import atomic_write_bytes, atomic_write_json
 from genline.gate import GATED_METRICS, REQUIRED_METRICS, GateConfig, GateResult, check_gate
 from genline.lineage import stamp
 from genline.model import Evaluator, load_evaluator, load_generator
@@ -268,11 +268,11 @@ def _champion_metrics(champion_dir: Path, splits: Splits, evaluator: Evaluator,
         model, _ = load_generator(champion_dir / contract.CHECKPOINT)
         return compute_metrics(torch_sample_fn(model), splits, evaluator, model.cfg.latent_dim,
                                cfg)
-    except FileNotFoundError:
-        path = champion_dir / contract.METRICS
-        return read_json(path) if path.exists() else {}
     except Exception:
-        return {}  # an unreadable champion: compared as missing, so the gate fails closed
+        # a missing or unreadable champion checkpoint: compared as missing, so the gate fails
+        # closed. Never its recorded metrics.json: those were scored on the data it was trained
+        # on, not on this (new) data, so comparing them with the challenger's would be wrong.
+        return {}
 
 
 def _jsonable(obj: Any) -> Any:

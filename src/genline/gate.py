@@ -40,8 +40,17 @@ class GateConfig:
             meaningless (a noise dataset gave 0.385 for 2 classes and a conditional-accuracy
             ratio of 2.0). 0.8 is well above chance for any K >= 2 and below the 0.98 the
             evaluator reaches on the digits.
-        champion_margin: relative amount by which a challenger may be worse than the champion
-            on any gated metric.
+        champion_margin: tolerance: relative amount by which a challenger may be worse than
+            the champion on conditional_accuracy_ratio and diversity_ratio.
+        champion_min_gain: the challenger must improve on the champion's fd_ratio by at least
+            this fraction (fd_ratio <= champion's * (1 - champion_min_gain)). Both are scored on
+            the same new data by the same evaluator, so the difference is the models'; 0.02
+            because a re-scored copy of one model differs by far less (its samples are seeded),
+            while a challenger trained on a new style beats a stale champion by tens of percent.
+
+    A challenger WINS against a champion when it passes every floor and trust check, improves
+    fd_ratio by champion_min_gain, and is not worse beyond champion_margin on the other gated
+    metrics. Only a winner publishes; `champion_losses` says which metric lost and by how much.
     """
 
     max_fd_ratio: float = 3.0
@@ -51,6 +60,7 @@ class GateConfig:
     min_test_images_per_class: int = 20
     min_evaluator_accuracy: float = 0.8
     champion_margin: float = 0.05
+    champion_min_gain: float = 0.02
 
 
 @dataclass
@@ -97,22 +107,62 @@ def check_gate(metrics: dict[str, Any] | None, champion: dict[str, Any] | None =
         if v is not None and not ok:
             reasons.append(f"{key} = {v:.4f} violates {op} {bound}")
     if champion is not None:
-        m = cfg.champion_margin
-        for key, op, _ in floors:
-            c, v = _number(champion, key), _number(metrics, key)
-            name = f"champion:{key}"
-            if c is None:
-                reasons.append(f"champion metric {key} is missing or not finite: cannot compare, "
-                               "the gate fails closed")
-                checks[name] = {"value": v, "champion": None, "passed": False}
-                continue
-            bound = c * (1 + m) if op == "<=" else c * (1 - m)
-            ok = v is not None and (v <= bound if op == "<=" else v >= bound)
-            checks[name] = {"value": v, "champion": c, "op": op, "bound": bound, "passed": ok}
-            if v is not None and not ok:
-                reasons.append(f"{key} = {v:.4f} is worse than the champion's {c:.4f} by more "
-                               f"than {m:.0%}")
+        _champion_checks(metrics, champion, cfg, floors, reasons, checks)
     return GateResult(not reasons, reasons, checks)
+
+
+def _champion_checks(metrics: dict[str, Any], champion: dict[str, Any], cfg: GateConfig,
+                     floors: tuple[tuple[str, str, float], ...], reasons: list[str],
+                     checks: dict[str, dict[str, Any]]) -> None:
+    """The challenger's comparison with the champion (see GateConfig: what winning means)."""
+    m, gain = cfg.champion_margin, cfg.champion_min_gain
+    for key, op, _ in floors:
+        c, v = _number(champion, key), _number(metrics, key)
+        name = f"champion:{key}"
+        if c is None:
+            reasons.append(f"champion metric {key} is missing or not finite: cannot compare, "
+                           "the gate fails closed")
+            checks[name] = {"value": v, "champion": None, "passed": False}
+            continue
+        if key == "fd_ratio":  # the metric a challenger must win on
+            bound = c * (1 - gain)
+            rule = f"at least {gain:.0%} better than"
+        else:  # the others may not get worse beyond the tolerance
+            bound = c * (1 + m) if op == "<=" else c * (1 - m)
+            rule = f"no more than {m:.0%} worse than"
+        ok = v is not None and (v <= bound if op == "<=" else v >= bound)
+        change = None if v is None or c == 0 else (v - c) / abs(c)
+        checks[name] = {"value": v, "champion": c, "op": op, "bound": bound, "passed": ok,
+                        "relative_change": change, "rule": rule}
+        if v is not None and not ok:
+            by = "n/a" if change is None else f"{change:+.1%}"
+            reasons.append(f"challenger lost on {key}: {v:.4f} vs the champion's {c:.4f} "
+                           f"({by}); it must be {rule} the champion")
+
+
+def champion_losses(gate: GateResult | dict[str, Any]) -> list[dict[str, Any]]:
+    """The champion comparisons a challenger lost: metric, value, champion, bound, change.
+
+    Args:
+        gate: a GateResult or its JSON (gate.json).
+
+    Returns:
+        One entry per failed `champion:<metric>` check (empty when it won or had no champion).
+    """
+    checks = gate.checks if isinstance(gate, GateResult) else (gate.get("checks") or {})
+    return [
+        {"metric": name.split(":", 1)[1], **{k: c.get(k) for k in (
+            "value", "champion", "op", "bound", "relative_change", "rule")}}
+        for name, c in checks.items()
+        if name.startswith("champion:") and not c.get("passed")
+    ]
+
+
+def floors_passed(gate: GateResult | dict[str, Any]) -> bool:
+    """Whether every non-champion check passed (the model is good, whatever the champion)."""
+    checks = gate.checks if isinstance(gate, GateResult) else (gate.get("checks") or {})
+    return bool(checks) and all(c.get("passed") for name, c in checks.items()
+                                if not name.startswith("champion:"))
 
 
 def _trust_checks(metrics: dict[str, Any], cfg: GateConfig, reasons: list[str],

@@ -92,3 +92,65 @@ def record_lineage(**kwargs: Any) -> bool:
         return False
     record(**kwargs)
     return True
+
+
+def challenger_outcome(gate: Any, champion_version: str, champion_dir: str | None) -> dict:
+    """What the champion/challenger comparison decided, for metadata, tags and the alert.
+
+    Args:
+        gate: the GateResult (or gate.json) of the challenger, scored with the champion.
+        champion_version: the pipeline's champion_version ("", "serving" or a number).
+        champion_dir: the champion's model directory (None: no champion was compared).
+
+    Returns:
+        {"outcome": "no_champion" | "won" | "lost" | "failed_gate", "losses": [...],
+        "summary": one line}. "lost" means the challenger passed every floor but did not beat
+        the champion; "failed_gate" that it failed a floor (a champion loss may come with it).
+    """
+    from genline.gate import champion_losses, floors_passed
+
+    if not champion_dir:
+        return {"outcome": "no_champion", "losses": [], "summary": "no champion compared"}
+    losses = champion_losses(gate)
+    passed = gate.passed if hasattr(gate, "passed") else bool(gate.get("passed"))
+    if passed:
+        return {"outcome": "won", "losses": [], "summary":
+                f"the challenger beat champion {champion_version} ({champion_dir})"}
+    outcome = "lost" if floors_passed(gate) and losses else "failed_gate"
+    lost = "; ".join(
+        f"{x['metric']} {x['value']:.4f} vs champion {x['champion']:.4f} "
+        f"({x['relative_change']:+.1%}, must be {x['rule']} the champion)"
+        if x.get("value") is not None and x.get("champion") is not None
+        and x.get("relative_change") is not None else f"{x['metric']} (not comparable)"
+        for x in losses)
+    summary = (f"the challenger lost to champion {champion_version}: {lost}" if losses
+               else "the challenger failed the quality gate")
+    return {"outcome": outcome, "losses": losses, "summary": summary}
+
+
+def alert_challenger_lost(outcome: dict, *, model: str | None = None,
+                          champion_version: str = "", dagster_run_id: str = "",
+                          trigger: dict | None = None) -> dict | None:
+    """Raise retrain.challenger_lost for a challenger that lost (None, nothing sent, otherwise).
+
+    The alert names each metric that lost and by how much; one incident per Dagster run (or
+    champion, when no run is known), so a rerun of the same step does not page twice.
+    """
+    from genline.alerts import send_alert
+
+    if outcome.get("outcome") != "lost":
+        return None
+    name = model or contract.MODEL_NAME
+    return send_alert(
+        "retrain.gate",
+        outcome["summary"],
+        severity="warning",
+        kind="retrain.challenger_lost",
+        subject=f"{name}:{dagster_run_id or 'champion-' + str(champion_version)}",
+        model=name,
+        numbers={k: float(v) for x in outcome["losses"] for k, v in (
+            (x["metric"], x.get("value")), (f"champion_{x['metric']}", x.get("champion")))
+            if v is not None},
+        details={"losses": outcome["losses"], "champion_version": champion_version,
+                 "dagster_run_id": dagster_run_id, "trigger": trigger or {"kind": "manual"}},
+    )

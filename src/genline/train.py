@@ -44,6 +44,9 @@ class TrainConfig:
         eval_every: iterations between validation-loss checks.
         patience: checks without improvement before early stopping (0 disables).
         seed: seeds data order, noise and initialisation.
+        architecture_from_init: fine-tuning: the architecture is the warm-start checkpoint's
+            (the `generator` fields are ignored) and a warm start is required. Otherwise a warm
+            start must match `generator` exactly.
     """
 
     generator: GeneratorConfig = field(default_factory=GeneratorConfig)
@@ -57,6 +60,7 @@ class TrainConfig:
     eval_every: int = 250
     patience: int = 8
     seed: int = 0
+    architecture_from_init: bool = False
 
     def generator_config(self, ds: Dataset) -> GeneratorConfig:
         """The architecture, sized for `ds` (classes and image shape)."""
@@ -80,6 +84,12 @@ PRESETS: dict[str, TrainConfig] = {
     "default": TrainConfig(generator=GeneratorConfig(hidden=512, depth=3), iterations=2500,
                            max_seconds=420.0, batch_size=256, lr=1e-3, ema_decay=0.999,
                            eval_every=250, patience=8),
+    # retraining on new data from the serving model (init_from): its architecture, a short
+    # cosine schedule at a lower peak rate, so detection -> retrained version serving stays
+    # within a few minutes on 2 cores
+    "finetune": TrainConfig(iterations=400, max_seconds=150.0, batch_size=256, lr=5e-4,
+                            ema_decay=0.99, eval_every=100, patience=0,
+                            architecture_from_init=True),
 }
 
 
@@ -130,6 +140,28 @@ def _val_loss(model: Generator, x: torch.Tensor, y: torch.Tensor, seed: int) -> 
     return float(model.flow_loss(x.to(dev), y.to(dev), z.to(dev), t.to(dev)))
 
 
+def _warm_start(init_from: str | Path, gcfg: GeneratorConfig, cfg: TrainConfig) -> Generator:
+    """The checkpoint to continue from, refused when it cannot continue on this data/preset."""
+    src = Path(init_from)
+    src = src / contract.CHECKPOINT if src.is_dir() else src
+    base, _ = load_generator(src)
+    if base.cfg.latent_dim != gcfg.latent_dim or base.cfg.num_classes != gcfg.num_classes:
+        raise ValueError(
+            f"--init-from {src}: its model has {base.cfg.num_classes} classes and image "
+            f"shape {base.cfg.image_shape}; the data has {gcfg.num_classes} classes and "
+            f"{gcfg.image_shape}")
+    if not cfg.architecture_from_init:
+        differ = [f"{k} {getattr(base.cfg, k)} (preset: {getattr(gcfg, k)})"
+                  for k in sorted(ARCHITECTURE_FIELDS)
+                  if getattr(base.cfg, k) != getattr(gcfg, k)]
+        if differ:
+            raise ValueError(
+                f"--init-from {src}: its architecture differs from the preset's: "
+                f"{', '.join(differ)}; warm-start with the 'finetune' preset (it takes the "
+                "checkpoint's architecture) or a preset of the same architecture")
+    return base
+
+
 def train(dataset: Dataset, cfg: TrainConfig, out_dir: str | Path,
           init_from: str | Path | None = None, progress: bool = True,
           device: str | torch.device = "cpu", run_id: str | None = None) -> TrainResult:
@@ -156,18 +188,11 @@ def train(dataset: Dataset, cfg: TrainConfig, out_dir: str | Path,
     splits = split(dataset)
     gcfg = cfg.generator_config(dataset)
     torch.manual_seed(cfg.seed)
-    model = Generator(gcfg)
-    if init_from is not None:
-        src = Path(init_from)
-        src = src / contract.CHECKPOINT if src.is_dir() else src
-        base, _ = load_generator(src)
-        if base.cfg.latent_dim != gcfg.latent_dim or base.cfg.num_classes != gcfg.num_classes:
-            raise ValueError(
-                f"--init-from {src}: its model has {base.cfg.num_classes} classes and image "
-                f"shape {base.cfg.image_shape}; the data has {gcfg.num_classes} classes and "
-                f"{gcfg.image_shape}")
-        gcfg = base.cfg
-        model = base
+    if init_from is None and cfg.architecture_from_init:
+        raise ValueError("this preset fine-tunes a trained model: give init_from (a model "
+                         "directory or checkpoint; in the pipeline init_from='serving')")
+    model = Generator(gcfg) if init_from is None else _warm_start(init_from, gcfg, cfg)
+    gcfg = model.cfg
     device = torch.device(device)
     model.to(device).train()
     ema = copy.deepcopy(model).eval()

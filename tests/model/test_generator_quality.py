@@ -83,20 +83,24 @@ def test_missing_checkpoint_fails_closed(tmp_path, digits):
     assert not gate.passed and "could not be scored" in gate.reasons[0]
 
 
-def test_challenger_against_itself_as_champion_passes(ci_model_dir, digits, tmp_path):
+def test_a_copy_of_the_champion_ties_and_does_not_win(ci_model_dir, digits, tmp_path):
     import shutil
 
     challenger = tmp_path / "challenger"
     shutil.copytree(ci_model_dir, challenger)
     _, gate = evaluate_model_dir(challenger, digits, champion_dir=ci_model_dir)
-    assert gate.passed, gate.reasons
-    assert "champion:fd_ratio" in gate.checks
+    # re-scored like for like (same data, evaluator and seeds): the very same numbers
+    check = gate.checks["champion:fd_ratio"]
+    assert check["value"] == check["champion"]
+    assert gate.checks["champion:diversity_ratio"]["passed"]
+    # a tie is not a win: only a challenger that beats the champion publishes
+    assert not gate.passed and any("challenger lost on fd_ratio" in r for r in gate.reasons)
 
 
 def test_broken_challenger_loses_to_champion(ci_model_dir, digits, tmp_path):
     _, gate = evaluate_model_dir(_broken_dir(tmp_path, digits), digits,
                                  champion_dir=ci_model_dir)
-    assert not gate.passed and any("worse than the champion" in r for r in gate.reasons)
+    assert not gate.passed and any("challenger lost on" in r for r in gate.reasons)
 
 
 def test_training_is_deterministic_under_a_seed(digits, tmp_path):

@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from genline.gate import GateConfig, check_gate
+from genline.gate import GateConfig, champion_losses, check_gate, floors_passed
 
 GOOD = {"fd": 6.0, "fd_real": 5.0, "fd_ratio": 1.2, "conditional_accuracy": 0.98,
         "evaluator_accuracy": 0.98, "conditional_accuracy_ratio": 1.0, "diversity_ratio": 0.85,
@@ -53,13 +53,21 @@ def test_configurable_floors():
 
 
 def test_champion_challenger():
-    champion = {**GOOD, "fd_ratio": 1.0}
-    within = check_gate({**GOOD, "fd_ratio": 1.04}, champion)
-    assert within.passed
-    worse = check_gate({**GOOD, "fd_ratio": 1.2}, champion)
-    assert not worse.passed
-    assert any("worse than the champion" in r for r in worse.reasons)
-    looser = check_gate({**GOOD, "fd_ratio": 1.2}, champion, GateConfig(champion_margin=0.25))
+    # winning: fd_ratio at least champion_min_gain (2%) better, the others within 5%
+    champion = {**GOOD, "fd_ratio": 1.0, "diversity_ratio": 0.9}
+    wins = check_gate({**GOOD, "fd_ratio": 0.97, "diversity_ratio": 0.87}, champion)
+    assert wins.passed and not champion_losses(wins)
+    tie = check_gate({**GOOD, "fd_ratio": 0.99, "diversity_ratio": 0.9}, champion)
+    assert not tie.passed and floors_passed(tie)
+    (lost,) = champion_losses(tie)
+    assert lost["metric"] == "fd_ratio" and lost["champion"] == 1.0
+    assert abs(lost["relative_change"] - -0.01) < 1e-9 and abs(lost["bound"] - 0.98) < 1e-9
+    assert any("challenger lost on fd_ratio: 0.9900 vs the champion's 1.0000 (-1.0%)" in r
+               for r in tie.reasons)
+    less_diverse = check_gate({**GOOD, "fd_ratio": 0.9, "diversity_ratio": 0.8}, champion)
+    assert [x["metric"] for x in champion_losses(less_diverse)] == ["diversity_ratio"]
+    looser = check_gate({**GOOD, "fd_ratio": 1.0, "diversity_ratio": 0.9}, champion,
+                        GateConfig(champion_min_gain=0.0))
     assert looser.passed
 
 

@@ -72,3 +72,31 @@ def test_retrain_parameters_reach_their_steps(target):
     assert fed("train-generator", "init_from").endswith("init_from")
     assert fed("publish-model", "trigger").endswith("trigger")
     assert fed("publish-model", "dagster_run_id").endswith("dagster_run_id")
+
+
+def test_finetune_takes_the_checkpoints_architecture_and_others_must_match(digits_small,
+                                                                           tmp_path):
+    from genline.model import load_generator
+    from genline.train import preset, train
+
+    base = tmp_path / "base"
+    train(digits_small, preset("ci", hidden=32, depth=1, iterations=2, eval_every=1), base,
+          progress=False)
+    tuned = train(digits_small, preset("finetune", iterations=2, eval_every=1),
+                  tmp_path / "tuned", init_from=base, progress=False)
+    model, ckpt = load_generator(tuned.checkpoint)
+    assert (model.cfg.hidden, model.cfg.depth) == (32, 1)
+    assert ckpt["train"]["init_from"] == str(base)
+    with pytest.raises(ValueError, match=r"architecture differs from the preset's: depth 1 "
+                                         r"\(preset: 2\), hidden 32 \(preset: 256\).*'finetune'"):
+        train(digits_small, preset("ci", iterations=2), tmp_path / "x", init_from=base,
+              progress=False)
+    with pytest.raises(ValueError, match="fine-tunes a trained model: give init_from"):
+        train(digits_small, preset("finetune", iterations=2), tmp_path / "y", progress=False)
+
+
+@pytest.fixture()
+def digits_small():
+    from genline.data import load_builtin
+
+    return load_builtin()

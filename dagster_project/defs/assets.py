@@ -8,6 +8,7 @@ import os
 
 import dagster as dg
 
+from genline.contract import MODEL_NAME
 from genline.data import DataError, save_npz
 from genline.fsutil import atomic_write_bytes
 from genline.ingest import (
@@ -17,11 +18,19 @@ from genline.ingest import (
     ingest_batch,
     sample_grid_png,
 )
+from genline.ingest.input_drift import check_accepted_batch
 from genline.lineage_record import batch_records
-from genline.validation import ReferenceStats
-from genline.versioning import VersioningError, current_version, record_dataset_file
+from genline.validation import ADVISORY_CHECKS, ReferenceStats
+from genline.versioning import (
+    TRACKED_NAME,
+    VersioningError,
+    checkout,
+    current_version,
+    md5_file,
+    record_dataset_file,
+)
 
-from .checks import incoming_batch_check_specs
+from .checks import INPUT_DRIFT_CHECK, incoming_batch_check_specs
 from .partitions import daily_partitions
 from .resources import AlertSinkResource, DvcRemoteResource, GenlineStateResource
 from .retries import TRANSIENT_RETRY, as_failure
@@ -39,6 +48,51 @@ def accepted_reference(
     if version is None or "reference" not in version.info:
         return None
     return ReferenceStats.from_dict(version.info["reference"])
+
+
+def _input_drift(
+    context: dg.AssetExecutionContext,
+    genline_state: GenlineStateResource,
+    dvc_remote: DvcRemoteResource,
+    day: str,
+    outcome,
+) -> tuple[dg.AssetCheckResult, str]:
+    """The non-blocking Evidently check of an accepted batch against the current training data
+    (its verdict recorded with monitor "input_batch"), and its status for the metadata."""
+
+    def result(passed: bool, text: str, status: str, **meta) -> tuple[dg.AssetCheckResult, str]:
+        return dg.AssetCheckResult(
+            check_name=INPUT_DRIFT_CHECK, passed=passed, severity=dg.AssetCheckSeverity.WARN,
+            description=text, metadata={"status": status, **meta},
+        ), status
+
+    if not outcome.accepted:
+        return result(False, "not evaluated: the batch was quarantined", "not_evaluated")
+    root = genline_state.root()
+    version = current_version(dvc_remote.config(root))
+    if version is None:
+        return result(True, "no training data version yet: nothing to compare with", "skipped")
+    dataset = root / "datasets" / version.md5 / TRACKED_NAME
+    if not dataset.is_file() or md5_file(dataset) != version.md5:
+        checkout(dvc_remote.config(root), version.md5, dataset)
+    verdict = check_accepted_batch(root, day, outcome.batch_path, dataset,
+                                   dataset_md5=version.md5, model=MODEL_NAME)
+    meta = {
+        "verdict": verdict.status,
+        "reason": verdict.reason,
+        "scores": dg.MetadataValue.json(verdict.scores),
+        "thresholds": dg.MetadataValue.json(verdict.thresholds),
+        "drifted": dg.MetadataValue.json(verdict.drifted),
+        "reference": verdict.reference,
+        "n": verdict.n,
+    }
+    if verdict.report:
+        meta["report"] = dg.MetadataValue.path(verdict.report)
+        meta["report_url"] = dg.MetadataValue.url(f"file://{verdict.report}")
+    if verdict.status == "drift":
+        context.log.warning(f"batch {day} accepted with input drift: {verdict.reason}")
+    return result(verdict.status != "drift" and verdict.status != "error", verdict.reason,
+                  verdict.status, **meta)
 
 
 @dg.asset(
@@ -77,8 +131,11 @@ def incoming_batch(
         )
     by_name = {c.name: c for c in result.checks}
     unreadable = not by_name["readable"].passed if "readable" in by_name else True
-    check_results = []
+    drift = _input_drift(context, genline_state, dvc_remote, day, outcome)
+    check_results = [drift[0]]
     for spec in incoming_batch_check_specs:
+        if spec.name == INPUT_DRIFT_CHECK:
+            continue
         c = by_name.get(spec.name)
         if c is None:  # the delivery could not be read: nothing else was evaluated
             check_results.append(
@@ -94,6 +151,11 @@ def incoming_batch(
             dg.AssetCheckResult(
                 check_name=spec.name,
                 passed=c.passed,
+                severity=(
+                    dg.AssetCheckSeverity.WARN
+                    if spec.name in ADVISORY_CHECKS
+                    else dg.AssetCheckSeverity.ERROR
+                ),
                 description=c.summary,
                 metadata={
                     "skipped": c.skipped,
@@ -112,6 +174,8 @@ def incoming_batch(
         "delivery_sha256": outcome.delivery_sha256,
         "reference_fingerprint": (reference.fingerprint if reference else "none yet"),
         "unreadable": unreadable,
+        "input_drift": drift[1],
+        "warned_checks": dg.MetadataValue.json([c.name for c in result.warned_checks]),
     }
     if outcome.accepted:
         metadata["batch_path"] = dg.MetadataValue.path(str(outcome.batch_path))

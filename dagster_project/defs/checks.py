@@ -1,16 +1,21 @@
 """Asset checks: the validation suite's predicates on each daily batch, and restorability of the
-versioned training dataset. All blocking: a failure stops downstream assets in the same run.
+versioned training dataset. Validity checks are blocking: a failure stops downstream assets in the
+same run (and the batch is quarantined). Checks that compare a batch with the accepted data (the
+reference intensity, the Evidently input-drift check) are non-blocking with WARN severity: a valid
+batch of a new style is accepted and flagged, never quarantined.
 """
 
 import warnings
 
 import dagster as dg
 
-from genline.validation import CHECK_NAMES
+from genline.validation import ADVISORY_CHECKS, CHECK_NAMES
 from genline.versioning import VersioningError, md5_file, verify_in_remote
 
 from .partitions import daily_partitions
 from .resources import DvcRemoteResource, GenlineStateResource
+
+INPUT_DRIFT_CHECK = "batch_matches_training_data"
 
 CHECK_DESCRIPTIONS = {
     "readable": "The delivery could be read (no zero-byte, corrupt or non-image file).",
@@ -18,12 +23,14 @@ CHECK_DESCRIPTIONS = {
     "image_shape_matches": "Every image has the expected (C, H, W).",
     "no_nan_or_inf": "No image contains NaN or Inf.",
     "pixels_in_range": "Every pixel is in [0, 1].",
+    "background_is_dark": "Bright ink on a dark background: at most 5% of images have bright "
+    "corners (an inverted delivery fails).",
     "labels_in_set": "Every label is one of the accepted classes.",
     "all_classes_present": "Every accepted class has images in the batch.",
     "class_balance_within_bounds": "Each class's share is within the configured bounds.",
     "duplicate_rate_below_max": "Few repeated images.",
     "class_intensity_matches_reference": "Per-class mean intensity is close to the accepted "
-    "reference's (skipped before the first version).",
+    "reference's (skipped before the first version). Advisory: a new style warns, never blocks.",
 }
 
 # Emitted by the incoming_batch asset itself from one run of the Great Expectations suite.
@@ -34,11 +41,21 @@ with warnings.catch_warnings():
         dg.AssetCheckSpec(
             name,
             asset="incoming_batch",
-            blocking=True,
+            blocking=name not in ADVISORY_CHECKS,
             partitions_def=daily_partitions,
             description=CHECK_DESCRIPTIONS[name],
         )
         for name in CHECK_NAMES
+    ] + [
+        dg.AssetCheckSpec(
+            INPUT_DRIFT_CHECK,
+            asset="incoming_batch",
+            blocking=False,
+            partitions_def=daily_partitions,
+            description="Evidently: the accepted batch's image features match the current "
+            "training data (KS + normalised Wasserstein, genline.drift.input_batch). Non-blocking "
+            "WARN: a valid batch of a new style is accepted and flagged.",
+        )
     ]
 
 

@@ -91,8 +91,10 @@ def validate_cmd(
         result = ValidationResult.unreadable(str(path), str(exc))
     if out:
         atomic_write_json(out, result.to_dict())
+    warned = {c.name for c in result.warned_checks}
     for c in result.checks:
-        mark = "skip" if c.skipped else ("ok  " if c.passed else "FAIL")
+        mark = "skip" if c.skipped else ("ok  " if c.passed else "warn" if c.name in warned
+                                         else "FAIL")
         click.echo(f"{mark} {c.name}: {c.summary}")
     click.echo(("PASSED " if result.success else "FAILED ") + result.summary())
     if not result.success:
@@ -104,10 +106,16 @@ def validate_cmd(
     "--start", default=None, help="First day (YYYY-MM-DD); default: the days ending yesterday."
 )
 @click.option("--days", type=int, default=None, help="Number of simulated days.")
-def simulate_cmd(start: str | None, days: int | None) -> None:
+@click.option("--style", type=click.Choice(["plain", "thick", "slant"]), default="plain",
+              show_default=True, help="Handwriting style of the deliveries: thick strokes or a "
+              "right slant (the same valid digits, drawn differently).")
+@click.option("--last", "last_days", type=int, default=None,
+              help="Only the newest N days of the window (e.g. new deliveries in a new style).")
+def simulate_cmd(start: str | None, days: int | None, style: str, last_days: int | None) -> None:
     """Deliver the built-in digits' daily batches into the drop folder incoming/<day>/.
 
     "Yesterday" is by genline.clock: set GENLINE_NOW=YYYY-MM-DD to simulate another date.
+    Days that already have a delivery are left alone.
     """
     from genline.data import DataError
     from genline.ingest import DEFAULT_SIM_DAYS, BatchStore, simulate_history, simulation_window
@@ -116,10 +124,11 @@ def simulate_cmd(start: str | None, days: int | None) -> None:
     n = days or DEFAULT_SIM_DAYS
     try:
         first, last = simulation_window(n, start)
-        folders = simulate_history(store, first, n)
+        folders = simulate_history(store, first, n, style=style, last=last_days)
     except (DataError, ValueError) as exc:  # ValueError: a malformed GENLINE_NOW
         raise click.ClickException(str(exc)) from exc
-    click.echo(f"{len(folders)} daily deliveries ({first}..{last}) in {store.incoming}")
+    span = f"{folders[0].name}..{folders[-1].name}" if folders else f"{first}..{last}"
+    click.echo(f"{len(folders)} daily deliveries ({span}, style {style}) in {store.incoming}")
 
 
 @data.command("quarantine")

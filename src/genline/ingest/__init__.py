@@ -21,11 +21,14 @@ from genline.ingest.batch import IngestOutcome, ingest_batch
 from genline.ingest.delivery import delivery_sha256, read_delivery
 from genline.ingest.simulation import (
     DEFAULT_SIM_DAYS,
+    STYLES,
+    apply_style,
     deliver_simulated,
     simulate_history,
     simulated_batches,
     simulated_day_index,
     simulation_window,
+    styled,
 )
 from genline.ingest.store import (
     BATCH_FILE,
@@ -41,9 +44,11 @@ __all__ = [
     "BATCH_FILE",
     "DEFAULT_SIM_DAYS",
     "RESULT_FILE",
+    "STYLES",
     "BatchStore",
     "IngestOutcome",
     "accepted_days",
+    "apply_style",
     "build_training_dataset",
     "deliver_simulated",
     "delivery_sha256",
@@ -56,5 +61,6 @@ __all__ = [
     "simulated_batches",
     "simulated_day_index",
     "simulation_window",
+    "styled",
     "write_sample_grid",
 ]

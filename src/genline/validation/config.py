@@ -25,6 +25,9 @@ class ValidationConfig:
         intensity_z: a class's mean intensity may differ from the reference's by at most
             max(intensity_abs_tol, intensity_z * reference_std / sqrt(n_class)).
         intensity_abs_tol: the floor of that bound (pixel units, [0, 1] scale).
+            (class_intensity_matches_reference is advisory: outside the bound is a warning.)
+        max_bright_background_rate: largest share of images whose corners are bright
+            (inverted: white background), for background_is_dark.
     """
 
     min_rows: int = 20
@@ -35,6 +38,7 @@ class ValidationConfig:
     max_duplicate_rate: float = 0.05
     intensity_z: float = 6.0
     intensity_abs_tol: float = 0.02
+    max_bright_background_rate: float = 0.05
 
     def __post_init__(self) -> None:
         if self.min_rows < 1:
@@ -46,6 +50,11 @@ class ValidationConfig:
             )
         if not 0 <= self.max_duplicate_rate < 1:
             raise ValueError(f"max_duplicate_rate must be in [0, 1), got {self.max_duplicate_rate}")
+        if not 0 <= self.max_bright_background_rate < 1:
+            raise ValueError(
+                "max_bright_background_rate must be in [0, 1), got "
+                f"{self.max_bright_background_rate}"
+            )
         if self.intensity_z <= 0 or self.intensity_abs_tol < 0:
             raise ValueError("intensity_z must be > 0 and intensity_abs_tol >= 0")
 

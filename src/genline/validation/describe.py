@@ -48,6 +48,12 @@ def describe_failure(
             if bad.any():
                 parts.append(f"{int(bad.sum())} images have pixels {side}{_rows(bad)}")
         return "; ".join(parts)
+    if check == "background_is_dark":
+        bad = frame["bright_background"].to_numpy() > 0
+        return (
+            f"{int(bad.sum())} of {len(frame)} images have a bright background (inverted: ink "
+            f"must be bright on dark), more than {cfg.max_bright_background_rate:.0%}{_rows(bad)}"
+        )
     if check == "labels_in_set":
         bad = ~frame["label"].isin(list(classes_df["label"])).to_numpy()
         names = sorted(set(map(str, frame["label"][bad])))

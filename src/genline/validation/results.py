@@ -16,12 +16,17 @@ CHECK_NAMES = (
     "image_shape_matches",
     "no_nan_or_inf",
     "pixels_in_range",
+    "background_is_dark",
     "labels_in_set",
     "all_classes_present",
     "class_balance_within_bounds",
     "duplicate_rate_below_max",
     "class_intensity_matches_reference",
 )
+# Checks that compare a batch with the accepted reference rather than with what valid data is.
+# A failure there is a change of style (thicker strokes, another pen), not invalid data: it is
+# reported as a warning and never quarantines (docs/data.md, "What a reference check may block").
+ADVISORY_CHECKS = ("class_intensity_matches_reference",)
 
 
 @dataclass(frozen=True)
@@ -50,7 +55,13 @@ class ValidationResult:
 
     @property
     def failed_checks(self) -> list[CheckOutcome]:
-        return [c for c in self.checks if not c.passed]
+        """The failed blocking checks: the reasons a batch is quarantined."""
+        return [c for c in self.checks if not c.passed and c.name not in ADVISORY_CHECKS]
+
+    @property
+    def warned_checks(self) -> list[CheckOutcome]:
+        """The failed advisory checks (ADVISORY_CHECKS): a new style, flagged, not rejected."""
+        return [c for c in self.checks if not c.passed and c.name in ADVISORY_CHECKS]
 
     def check(self, name: str) -> CheckOutcome:
         for c in self.checks:
@@ -60,6 +71,11 @@ class ValidationResult:
 
     def summary(self) -> str:
         if self.success:
+            warned = self.warned_checks
+            if warned:
+                return f"{self.source or 'dataset'}: accepted with warnings: " + "; ".join(
+                    f"{c.name}: {c.summary}" for c in warned
+                )
             return f"{self.source or 'dataset'}: all {len(self.checks)} checks passed"
         return f"{self.source or 'dataset'}: " + "; ".join(
             f"{c.name}: {c.summary}" for c in self.failed_checks
@@ -68,6 +84,7 @@ class ValidationResult:
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["failed"] = [c.name for c in self.failed_checks]
+        d["warned"] = [c.name for c in self.warned_checks]
         return json.loads(json.dumps(d, default=_json_default))
 
     @classmethod

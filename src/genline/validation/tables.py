@@ -20,7 +20,15 @@ if TYPE_CHECKING:
     from genline.validation.config import ReferenceStats, ValidationConfig
 
 _HASH_COEF: list[np.ndarray] = []
-IMAGE_COLUMNS = ("label", "shape", "pixel_min", "pixel_max", "nonfinite", "row_key")
+IMAGE_COLUMNS = (
+    "label",
+    "shape",
+    "pixel_min",
+    "pixel_max",
+    "nonfinite",
+    "bright_background",
+    "row_key",
+)
 
 
 def _row_stats(flat: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -48,6 +56,21 @@ def _row_stats(flat: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np
 
 def mean_intensity(images: np.ndarray) -> np.ndarray:
     return _row_stats(images.reshape(len(images), -1))[3]
+
+
+def _bright_background(images: np.ndarray) -> np.ndarray:
+    """1.0 where an image's four corner pixels average above 0.5, else 0.0 (per image).
+
+    genline's images are bright ink on a dark background, and a glyph does not reach all four
+    corners: bright corners mean an inverted image (a sender's polarity error), however the
+    strokes are drawn. Non-finite corners count as dark (no_nan_or_inf reports them).
+    """
+    if images.ndim != 4 or not len(images) or min(images.shape[2:]) == 0:
+        return np.zeros(len(images))
+    corners = images[:, :, [0, 0, -1, -1], [0, -1, 0, -1]].reshape(len(images), -1)  # (N, C*4)
+    with np.errstate(invalid="ignore"):
+        mean = np.where(np.isfinite(corners), corners, 0.0).mean(axis=1)
+    return (mean > 0.5).astype(np.float64)
 
 
 def _row_keys(flat: np.ndarray) -> np.ndarray:
@@ -97,6 +120,7 @@ def summary_frame(ds: Dataset, classes: Sequence[str]) -> pd.DataFrame:
             "pixel_max": pmax,
             "nonfinite": nonfinite.astype(np.int32),
             "mean_intensity": mean,
+            "bright_background": _bright_background(images),
             "row_key": _row_keys(flat) if n else np.zeros(0, np.uint64),
         }
     )

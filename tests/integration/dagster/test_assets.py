@@ -115,7 +115,7 @@ def _fault(kind: str):
     if kind == "empty":
         return images[:0], labels[:0], {"has_min_rows", "all_classes_present"}
     if kind == "inverted":
-        return 1.0 - images, labels, {"class_intensity_matches_reference"}
+        return 1.0 - images, labels, {"background_is_dark"}
     raise AssertionError(kind)
 
 

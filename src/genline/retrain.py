@@ -10,6 +10,8 @@ A trigger is a JSON object: {"kind": "manual"} or {"kind": "drift", "window_key"
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from genline import contract
@@ -154,3 +156,111 @@ def alert_challenger_lost(outcome: dict, *, model: str | None = None,
         details={"losses": outcome["losses"], "champion_version": champion_version,
                  "dagster_run_id": dagster_run_id, "trigger": trigger or {"kind": "manual"}},
     )
+
+
+# --- drift episodes (the retrain sensor) ---------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Episode:
+    """Consecutive drifting staleness windows of one served (model, version).
+
+    An episode starts at a "drift" verdict and ends at the next "no_drift" one for the same
+    (model, version); "insufficient_data" and "error" windows neither extend nor end it. Its key
+    comes from its FIRST window, so every later drifting window of the same episode gives the
+    same key (one run per episode), and the key is rebuilt from the verdict log alone (the
+    same after a killed tick).
+
+    Attributes:
+        model, version: the served version that went stale.
+        first_window, last_window: window keys of its first and newest drifting windows.
+        windows: drifting windows so far.
+        active: no "no_drift" verdict has ended it.
+        latest: the newest drifting verdict (report path, scores) as JSON.
+    """
+
+    model: str
+    version: int
+    first_window: str
+    last_window: str
+    windows: int
+    active: bool
+    latest: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def key(self) -> str:
+        return f"{self.model}:v{self.version}:{self.first_window}"
+
+    def trigger(self) -> dict[str, Any]:
+        """The pipeline's `trigger` for this episode (the newest drifting window's verdict)."""
+        v = self.latest
+        return {"kind": "drift", "episode": self.key, "model": self.model,
+                "version": self.version, "window_key": v.get("window_key", self.last_window),
+                "first_window": self.first_window, "report": v.get("report") or "",
+                "scores": v.get("scores") or {}, "drifted": v.get("drifted") or []}
+
+
+def drift_episodes(verdicts: Iterable[Any]) -> list[Episode]:
+    """Group staleness verdicts into episodes, oldest first.
+
+    Args:
+        verdicts: genline.drift_verdicts.Verdict objects (or their JSON) of the staleness
+            monitor. A window judged more than once (a backfill after a threshold change)
+            counts with its newest verdict.
+
+    Returns:
+        Every episode, per (model, version) in window order; at most the last one is active.
+    """
+    newest: dict[tuple[str, int, str], dict[str, Any]] = {}
+    for v in verdicts:
+        d = v.to_json() if hasattr(v, "to_json") else dict(v)
+        k = (d["model"], int(d["version"]), d["window_key"])
+        if k not in newest or d.get("computed_at", 0) >= newest[k].get("computed_at", 0):
+            newest[k] = d
+    ordered = sorted(newest.values(), key=lambda d: (d["model"], int(d["version"]),
+                                                     d.get("window_start", 0), d["window_key"]))
+    episodes: list[Episode] = []
+    current: dict[tuple[str, int], Episode] = {}
+    for d in ordered:
+        mv = (d["model"], int(d["version"]))
+        ep = current.get(mv)
+        if d["status"] == "drift":
+            if ep is None:
+                ep = Episode(mv[0], mv[1], d["window_key"], d["window_key"], 1, True, d)
+            else:
+                ep = replace(ep, last_window=d["window_key"], windows=ep.windows + 1, latest=d)
+            current[mv] = ep
+        elif d["status"] == "no_drift" and ep is not None:
+            episodes.append(replace(ep, active=False))
+            del current[mv]
+    episodes.extend(current.values())
+    return sorted(episodes, key=lambda e: (e.model, e.version, e.first_window))
+
+
+def new_data_since(served_fingerprint: str | None, versions: list[Any]) -> tuple[bool, str]:
+    """Whether accepted data newer than the serving model's training data exists.
+
+    Args:
+        served_fingerprint: the dataset fingerprint the serving version was trained on (the
+            registry's lineage `dataset_fingerprint`); None when it is not recorded.
+        versions: genline.versioning.list_versions(...), newest first.
+
+    Returns:
+        (True, why) when the newest training_dataset version holds other data than the served
+        model was trained on; (False, why) otherwise.
+    """
+    if not versions:
+        return False, "no training_dataset version exists"
+    head = versions[0]
+    head_fp = (head.info or {}).get("fingerprint")
+    if served_fingerprint and head_fp == served_fingerprint:
+        return False, (f"the newest training_dataset version {head.md5[:12]} is the data the "
+                       "serving model was trained on")
+    older = next((i for i, x in enumerate(versions)
+                  if served_fingerprint and (x.info or {}).get("fingerprint") ==
+                  served_fingerprint), None)
+    if older is None:
+        return True, (f"training_dataset {head.md5[:12]} (commit {head.commit[:8]}) is not the "
+                      "data the serving model was trained on")
+    return True, (f"training_dataset {head.md5[:12]} is {older} version(s) newer than the "
+                  f"serving model's {versions[older].md5[:12]}")

@@ -37,6 +37,7 @@ ONNX_FP32 = "model.onnx"  # the portable source of truth for serving
 ONNX_INT8 = "model.int8.onnx"  # static QDQ variant, present only when measured
 EVALUATOR_CHECKPOINT = "evaluator.pt"
 EVALUATOR_ONNX = "evaluator.onnx"
+EMBEDDING = "embedding.npz"  # PCA of the evaluator's EVAL_FEATURES, fitted on the training split
 EXPORT_REPORT = "export.json"  # parity, int8 decision, sha256 of every exported file, shapes
 SAMPLES_PNG = "samples.png"  # one row per label
 LOSS_PNG = "loss.png"

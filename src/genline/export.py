@@ -272,6 +272,13 @@ def export_model_dir(model_dir: str | Path, dataset=None,
         evaluator, _ = load_evaluator(eval_ckpt)
         export_evaluator(evaluator, model_dir / contract.EVALUATOR_ONNX, cfg.opset)
         files[contract.EVALUATOR_ONNX] = sha256_file(model_dir / contract.EVALUATOR_ONNX)
+        if dataset is not None:  # the drift embedding, fitted once on the training split
+            from genline.data import split
+            from genline.embedding import Embedding
+
+            Embedding.fit(model_dir / contract.EVALUATOR_ONNX, split(dataset).train.images).save(
+                model_dir / contract.EMBEDDING)
+            files[contract.EMBEDDING] = sha256_file(model_dir / contract.EMBEDDING)
 
     fp32_sess = ort_session(fp32_path)
     sample_grid(onnx_sample_fn(fp32_sess), g.num_classes, g.latent_dim,

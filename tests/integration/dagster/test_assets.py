@@ -37,7 +37,7 @@ def test_partitions_then_versioned_training_dataset(defs, instance, state):
         result = run_ingest(defs, instance, day)
         assert result.success
         evaluations = checks_of(result)
-        assert set(evaluations) == set(CHECK_NAMES)
+        assert set(evaluations) == {*CHECK_NAMES, "batch_matches_training_data"}
         assert all(passed and part == day for passed, part in evaluations.values())
         mat = result.asset_materializations_for_node("incoming_batch")[0]
         assert mat.partition == day and mat.metadata["status"].value == "accepted"

@@ -68,9 +68,13 @@ POLICY_ENV = {
 
 @dg.definitions
 def retrain_resources() -> dg.Definitions:
-    """The retrain policy resource: defaults, or the GENLINE_* variables of POLICY_ENV."""
+    """The retrain policy resource: defaults, or the GENLINE_* variables of POLICY_ENV.
+
+    The sensor is listed here too: a module with a `@dg.definitions` function contributes only
+    what that function returns to `load_from_defs_folder`, not its module-level objects."""
     bound = {k: make(name) for k, (name, make) in POLICY_ENV.items() if os.environ.get(name)}
-    return dg.Definitions(resources={"retrain_policy": RetrainPolicyResource(**bound)})
+    return dg.Definitions(resources={"retrain_policy": RetrainPolicyResource(**bound)},
+                          sensors=[drift_retrain_sensor])
 
 
 def _runs_of(instance: dg.DagsterInstance, episode: Episode) -> list[dg.DagsterRun]:

@@ -560,7 +560,11 @@ def _describe(link: dict[str, Any]) -> list[str]:
             lines.append("scores " + ", ".join(f"{k}={s}" for k, s in v["scores"].items()))
         return lines
     if name == "served_partitions":
-        return [f"{p['partition']}: {p['rows']} rows ({p['app_ok_rows']} app OK)" for p in v]
+        return [
+            f"{p['partition']}: {p['rows']} rows logged, {p['app_ok_rows']} of them app "
+            "requests answered OK (the rest: canary/profile probes, failures)"
+            for p in v
+        ]
     if name == "drift_reports":
         return [
             f"{d['monitor']} {d['window_key']}: {d['status']} (n={d['n']})"

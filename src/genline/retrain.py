@@ -125,22 +125,28 @@ def challenger_outcome(gate: Any, champion_version: str, champion_dir: str | Non
         if x.get("value") is not None and x.get("champion") is not None
         and x.get("relative_change") is not None else f"{x['metric']} (not comparable)"
         for x in losses)
-    summary = (f"the challenger lost to champion {champion_version}: {lost}" if losses
-               else "the challenger failed the quality gate")
+    floors = "; ".join(r for r in (gate.reasons if hasattr(gate, "reasons")
+                                   else gate.get("reasons") or [])
+                       if not r.startswith("challenger lost on"))
+    summary = f"the challenger lost to champion {champion_version}: {lost}" if losses else (
+        "the challenger failed the quality gate")
+    if outcome == "failed_gate" and floors:
+        summary += f" (and failed the gate: {floors})"
     return {"outcome": outcome, "losses": losses, "summary": summary}
 
 
 def alert_challenger_lost(outcome: dict, *, model: str | None = None,
                           champion_version: str = "", dagster_run_id: str = "",
                           trigger: dict | None = None) -> dict | None:
-    """Raise retrain.challenger_lost for a challenger that lost (None, nothing sent, otherwise).
+    """Raise retrain.challenger_lost for a challenger that lost to the champion, or failed the
+    gate while one was compared (None, nothing sent, otherwise).
 
     The alert names each metric that lost and by how much; one incident per Dagster run (or
     champion, when no run is known), so a rerun of the same step does not page twice.
     """
     from genline.alerts import send_alert
 
-    if outcome.get("outcome") != "lost":
+    if outcome.get("outcome") not in ("lost", "failed_gate"):
         return None
     name = model or contract.MODEL_NAME
     return send_alert(
@@ -252,13 +258,15 @@ def new_data_since(served_fingerprint: str | None, versions: list[Any]) -> tuple
     if not versions:
         return False, "no training_dataset version exists"
     head = versions[0]
+    if not served_fingerprint:
+        return True, (f"the serving model's training data is not recorded; retraining on the "
+                      f"newest training_dataset {head.md5[:12]}")
     head_fp = (head.info or {}).get("fingerprint")
-    if served_fingerprint and head_fp == served_fingerprint:
+    if head_fp == served_fingerprint:
         return False, (f"the newest training_dataset version {head.md5[:12]} is the data the "
                        "serving model was trained on")
     older = next((i for i, x in enumerate(versions)
-                  if served_fingerprint and (x.info or {}).get("fingerprint") ==
-                  served_fingerprint), None)
+                  if (x.info or {}).get("fingerprint") == served_fingerprint), None)
     if older is None:
         return True, (f"training_dataset {head.md5[:12]} (commit {head.commit[:8]}) is not the "
                       "data the serving model was trained on")

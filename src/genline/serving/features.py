@@ -19,6 +19,8 @@ from typing import Any
 
 import numpy as np
 
+from genline import contract
+
 # --- the features -------------------------------------------------------------------------------
 LATENT_FEATURES = ("z_mean", "z_std", "z_norm")  # of the request's latent rows
 IMAGE_FEATURES = ("mean_intensity", "ink_fraction")  # of the generated images, on the request path
@@ -125,6 +127,12 @@ def encode_images(images: np.ndarray) -> str:
     return base64.b64encode(np.ascontiguousarray(images, dtype=np.float16).tobytes()).decode()
 
 
+def as_spooled(images: np.ndarray) -> np.ndarray:
+    """The images as compaction sees them (the spool's float16 round trip): what the evaluator
+    and the embedding score, so a reference profile is scored exactly like logged traffic."""
+    return np.ascontiguousarray(images, dtype=np.float16).astype(np.float32)
+
+
 def decode_images(text: str, shape: list[int]) -> np.ndarray:
     """The inverse of `encode_images`.
 
@@ -214,7 +222,7 @@ class Evaluators:
         return self._loaded[key]
 
 
-EMBEDDING_FILE = "embedding.npz"  # in a model directory and a served version's directory
+EMBEDDING_FILE = contract.EMBEDDING  # in a model directory and a served version's directory
 
 
 def embedding_path(header: dict) -> str | None:

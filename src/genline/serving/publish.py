@@ -16,8 +16,10 @@ publish(model_dir):
      atomically to a never-reused `<repo>/<m>/<N>`;
   6. `load_model` (Triton keeps serving the previous versions while N loads);
   7. canary: a request without a version pin must be answered by N with valid images;
-  8. record the reference output profile of N on the fixed probe set, then mark N serving in the
-     registry with its lineage (run id, checkpoint sha256, ONNX sha256, dataset, metrics, gate).
+  8. record the reference output profile of N on the fixed probe set (genline.serving.profile)
+     and the staleness baseline against the data N was trained on, then mark N serving in the
+     registry with its lineage (run id, checkpoint sha256, ONNX sha256, dataset, metrics, gate,
+     profile and baseline paths).
 Any failure after N is assigned: N moves to `<repo>/<m>/quarantine/N`, the model is reloaded so
 the previous version serves, a critical `publish.failed` alert is raised, and PublishError is
 raised. A refusal before N is assigned (steps 1 and 4) changes nothing in serving: it raises a
@@ -51,6 +53,7 @@ from genline.faults import kill_point
 from genline.fsutil import atomic_write_json, sha256_file
 from genline.serving import repository as repo_mod
 from genline.serving.canary import canary, probe_images
+from genline.serving.features import EMBEDDING_FILE
 from genline.serving.publish_checks import (
     ModelDir,
     ModelDirError,
@@ -128,6 +131,30 @@ def _fail(
         f"version {version} quarantined ({where}): {reason}; still serving: {restored or previous}",
         version,
     )
+
+
+def _staleness_baseline(
+    target: Target, profile: dict[str, Any], md: ModelDir, dest: Path
+) -> dict[str, str]:
+    """Compute and save the staleness baseline of the new version (lineage entries).
+
+    A baseline that cannot be computed (the training data moved, no embedding) does not stop the
+    publish -- the version passed its gate and canary -- but is recorded with its reason, and the
+    staleness monitor then gives an "error" verdict naming it instead of "no drift".
+    """
+    from genline.serving.profile import (
+        BaselineError,
+        build_staleness_baseline,
+        save_staleness_baseline,
+    )
+
+    try:
+        record = build_staleness_baseline(
+            profile, md.dataset, dest / contract.EVALUATOR_ONNX, dest / EMBEDDING_FILE
+        )
+    except BaselineError as exc:
+        return {"staleness_baseline_error": str(exc)}
+    return {"staleness_baseline": str(save_staleness_baseline(record, target.profile_dir))}
 
 
 def _onnx_sha256(md: ModelDir) -> str | None:
@@ -276,7 +303,8 @@ def publish(
                 digests = stage_files(md.path, md.export, stage)
                 check_against_config(repo, target.model, stage / contract.ONNX_FP32)
                 for name in digests:  # the bytes that will be served, not the source's
-                    check_self_contained(stage / name)
+                    if name.endswith(".onnx"):
+                        check_self_contained(stage / name)
             except (StagingError, ModelDirError, OSError) as exc:
                 repo_mod.quarantine(repo, target.model, version, str(exc), source=stage)
                 registry.record(
@@ -334,9 +362,14 @@ def publish(
                 canary(server, version, meta)
                 probe = ProbeSet(meta["num_classes"], meta["latent_dim"])
                 labels, z = probe.arrays()
-                images = probe_images(server, labels, z, version)
+                images = probe_images(server, labels, z, version, chunk=64)
                 profile = build_profile(
-                    target.model, version, probe, images, dest / contract.EVALUATOR_ONNX
+                    target.model,
+                    version,
+                    probe,
+                    images,
+                    dest / contract.EVALUATOR_ONNX,
+                    dest / EMBEDDING_FILE,
                 )
                 profile_path = save_profile(profile, target.profile_dir)
             except Exception as exc:
@@ -350,6 +383,7 @@ def publish(
                 ) from exc
             kill_point("publish.after_canary")
             lineage["reference_profile"] = str(profile_path)
+            lineage.update(_staleness_baseline(target, profile, md, dest))
             registry.record(
                 repo,
                 target.model,

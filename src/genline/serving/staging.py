@@ -26,7 +26,7 @@ def stage_files(model_dir: Path, export: dict, stage: Path) -> dict[str, str]:
         stage: an empty staging directory (`repository.staging_dir`).
 
     Returns:
-        sha256 by staged file name (the ONNX and, when exported, the evaluator).
+        sha256 by staged file name (the ONNX and, when exported, the evaluator and embedding).
 
     Raises:
         StagingError: a file is unrecorded, missing, or its bytes differ from the record.
@@ -36,6 +36,8 @@ def stage_files(model_dir: Path, export: dict, stage: Path) -> dict[str, str]:
     plan = {contract.ONNX_FP32: variant}
     if contract.EVALUATOR_ONNX in files:
         plan[contract.EVALUATOR_ONNX] = contract.EVALUATOR_ONNX
+    if contract.EMBEDDING in files:  # the drift embedding, beside its evaluator
+        plan[contract.EMBEDDING] = contract.EMBEDDING
     digests: dict[str, str] = {}
     for dest_name, src_name in plan.items():
         src = model_dir / src_name

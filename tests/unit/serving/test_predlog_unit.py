@@ -181,7 +181,8 @@ def test_log_schema_profile_and_cli_select_from_features():
     from genline.serving import profile
 
     assert set(features.OUTPUT_FEATURES) <= set(features.COLUMNS)
-    assert set(profile.FEATURES) <= set(features.OUTPUT_FEATURES)
+    assert set(profile.FEATURES) == set(features.DRIFT_FEATURES)  # the profile is drift's reference
+    assert set(features.DRIFT_FEATURES) <= set(features.COLUMNS)
     assert list(features.DTYPES) == features.COLUMNS
     with pytest.raises(KeyError, match="not prediction-log columns"):
         features.select("label", "no_such_column")

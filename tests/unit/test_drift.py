@@ -242,3 +242,27 @@ def test_reports_are_written_and_pruned(tmp_path):
     assert drift.prune_reports(tmp_path, 0) and not list(tmp_path.glob("*.html"))
     with pytest.raises(ValueError):
         drift.prune_reports(tmp_path, -1)
+
+
+def test_ks_wasserstein_agrees_with_scipy():
+    from scipy import stats
+
+    rng = np.random.default_rng(3)
+    for n, m, shift in ((40, 200, 0.0), (500, 300, 0.3), (3000, 5000, 0.05)):
+        a = rng.standard_normal(n)
+        b = np.round(rng.standard_normal(m) + shift, 2)  # ties, like logged features
+        d, p, w = drift.ks_wasserstein(a, b)
+        ks = stats.ks_2samp(a, b, method="asymp")
+        assert d == pytest.approx(ks.statistic, abs=1e-12)
+        assert p == pytest.approx(ks.pvalue, rel=0.1, abs=1e-4)
+        assert w == pytest.approx(stats.wasserstein_distance(a, b) / np.std(a), rel=1e-9)
+
+
+def test_mmd_permutation_pvalue_null_and_shift():
+    rng = np.random.default_rng(4)
+    xs = [rng.standard_normal((40, 4)) for _ in range(3)]
+    same = [rng.standard_normal((40, 4)) for _ in range(3)]
+    moved = [rng.standard_normal((40, 4)) + 0.8 for _ in range(3)]
+    _, p_same = drift.mmd_permutation_pvalue(xs, same, 2.0, permutations=99)
+    stat, p_moved = drift.mmd_permutation_pvalue(xs, moved, 2.0, permutations=99)
+    assert p_same > 0.05 and p_moved == pytest.approx(0.01) and stat > 0

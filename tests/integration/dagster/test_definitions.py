@@ -5,7 +5,7 @@ from __future__ import annotations
 import dagster as dg
 import pytest
 
-from genline.validation import CHECK_NAMES
+from genline.validation import ADVISORY_CHECKS, CHECK_NAMES
 
 pytestmark = pytest.mark.integration
 
@@ -19,11 +19,15 @@ def test_location_contents(defs):
     checks = {(c.asset_key.to_user_string(), c.name) for c in repo.asset_graph.asset_check_keys}
     assert {("incoming_batch", n) for n in CHECK_NAMES} <= checks
     assert ("training_dataset", "training_dataset_restorable") in checks
-    assert all(
-        repo.asset_graph.get_check_spec(k).blocking
-        for k in repo.asset_graph.asset_check_keys
-        if k.asset_key.to_user_string() in ("incoming_batch", "training_dataset")
-    )
+    # validity checks block (a failing batch is quarantined); the input-drift comparison with the
+    # training data only warns: a valid batch of a new style is accepted and flagged
+    advisory = {("incoming_batch", n) for n in ("batch_matches_training_data", *ADVISORY_CHECKS)}
+    assert advisory <= checks
+    for k in repo.asset_graph.asset_check_keys:
+        name = (k.asset_key.to_user_string(), k.name)
+        if name[0] in ("incoming_batch", "training_dataset"):
+            assert repo.asset_graph.get_check_spec(k).blocking == (name not in advisory), name
+    assert {"serving_health_drift", "request_mix_drift", "staleness_drift"} <= keys
     jobs = {j.name for j in repo.get_all_jobs()}
     assert {"ingest_job", "training_dataset_job"} <= jobs
     assert {s.name for s in repo.schedule_defs} >= {
@@ -33,6 +37,7 @@ def test_location_contents(defs):
     assert {s.name for s in repo.sensor_defs} >= {
         "incoming_delivery_sensor",
         "run_failure_alert_sensor",
+        "drift_retrain_sensor",
     }
     parts = repo.get_job("ingest_job").partitions_def
     assert parts.get_first_partition_key() == PARTITIONS_START_DATE

@@ -11,6 +11,7 @@ Then `genline lineage 2 --json` must show every link, each equal to what the ste
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import time
 from pathlib import Path
@@ -22,7 +23,16 @@ from click.testing import CliRunner
 from genline import contract
 from genline.fsutil import sha256_file
 
-pytestmark = [pytest.mark.integration, pytest.mark.slow]
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.slow,
+    # minutes of kfp.local training per run (7-17 min on 2 loaded cores): opt-in until they are
+    # cut down to fit the suite's budget; run them with GENLINE_LOOP_TESTS=1
+    pytest.mark.skipif(
+        os.environ.get("GENLINE_LOOP_TESTS") != "1",
+        reason="full-loop pipeline test; set GENLINE_LOOP_TESTS=1 to run it",
+    ),
+]
 
 ROOT = Path(__file__).resolve().parents[3]
 DAYS = ("2026-11-27", "2026-11-28", "2026-11-29")  # the 3-day simulation: all built-in digits

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from pathlib import Path
 
 import pytest
@@ -15,7 +16,16 @@ from genline.alerts import read_alerts
 from genline.serving.registry import Registry
 from genline.train import preset, train
 
-pytestmark = [pytest.mark.integration, pytest.mark.slow]
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.slow,
+    # minutes of kfp.local training per run (7-17 min on 2 loaded cores): opt-in until they are
+    # cut down to fit the suite's budget; run them with GENLINE_LOOP_TESTS=1
+    pytest.mark.skipif(
+        os.environ.get("GENLINE_LOOP_TESTS") != "1",
+        reason="full-loop pipeline test; set GENLINE_LOOP_TESTS=1 to run it",
+    ),
+]
 
 DRIFT = {"kind": "drift", "window_key": "2026-11-29-13:00", "model": contract.MODEL_NAME,
          "version": 1, "report": "/reports/staleness.html", "scores": {"label=3/emb_0": 0.31}}

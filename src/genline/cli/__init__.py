@@ -19,6 +19,7 @@ _COMMAND_MODULES = (
     "genline.cli.pipeline_cmds",  # pipeline ...
     "genline.cli.alert_cmds",  # alerts list, resolve, test, flush
     "genline.cli.lineage_cmds",  # lineage VERSION
+    "genline.cli.demo_cmds",  # demo: the full loop with its timeline
 )
 
 

@@ -56,33 +56,35 @@ lock: $(UV)
 	echo 'uv==$(UV_VERSION)' | $(UV) pip compile - --generate-hashes \
 	  --custom-compile-command 'make lock' -q -o requirements-uv.lock
 
-# The main job, the whole loop on the built-in digits (`genline demo`, docs/demo.md), in its own
-# fresh state dir $(DEMO_HOME): Triton and the Dagster UI + daemon start in the background; Dagster
-# ingests the history (Great Expectations checks, quarantine) and versions it with DVC; the
-# Kubeflow pipeline (kfp.local) trains, gates, exports and publishes to Triton; app traffic flows
-# through the Triton client; new deliveries in a thicker style are accepted with an input-drift
-# warning; the daemon's drift schedule finds the serving model stale, an alert is delivered, the
-# retrain sensor retrains on the new data version, the challenger wins and serves, and staleness
-# resolves. It prints a timeline (stage, time, outcome, link); logs go under $(DEMO_HOME)/run/.
-# DEMO_PRESET is the first model's preset; the retrain uses the finetune preset.
-DEMO_HOME   ?= $(CURDIR)/.genline/demo
-DEMO_PRESET ?= ci
+# The main job, end to end on the built-in digits: Triton and the Dagster UI start in the
+# background (reused if this state dir already runs them); Dagster ingests the daily batches
+# (Great Expectations checks, quarantine), versions training_dataset with DVC, then its
+# generator_model asset runs the Kubeflow pipeline (kfp.local): validate -> train -> evaluate +
+# gate -> export -> publish to Triton; finally an app-style gRPC request draws a grid.
+# It prints one line per stage; the full Dagster/kfp.local output goes to a log file under
+# $(GENLINE_HOME)/run/ (printed). VERBOSE=1 make demo shows everything.
+STATUS_JSON = $(GENLINE_HOME)/run/serve-status.json
 demo: setup
-	-$(Q)GENLINE_HOME=$(DEMO_HOME) $(GL) serve --stop > /dev/null 2>&1
-	-$(Q)GENLINE_HOME=$(DEMO_HOME) $(GL) ui --stop > /dev/null 2>&1
-	$(Q)rm -rf $(DEMO_HOME)
-	$(Q)GENLINE_HOME=$(DEMO_HOME) $(GL) demo --preset $(DEMO_PRESET)
+	$(Q)$(GL) serve --background
+	$(Q)$(GL) ui --background
+	$(Q)$(GL) data materialize --train --preset $(PRESET) --publish $(if $(VERBOSE),--verbose) \
+	  --model-repository triton_repo --triton-url $(TRITON_URL)
+	@mkdir -p $(OUT)
+	$(Q)$(GL) generate --label 7 -n 16 --seed 1 --out $(OUT)/grid_served.png --url $(TRITON_URL)
+	$(Q)$(GL) serve --status $(if $(VERBOSE),,> $(STATUS_JSON) || (cat $(STATUS_JSON); exit 1))
+	@echo "Triton runs in the background: gRPC $(TRITON_URL) (model genline_generator),"
+	@echo "  HTTP 127.0.0.1:8000, metrics http://127.0.0.1:8002/metrics; client example: docs/serving.md"
+	@echo "Dagster UI: http://127.0.0.1:3000   grid from Triton: $(OUT)/grid_served.png"
+	@echo "Stop both with: make stop"
 
 # The Dagster UI (foreground) on the persistent instance under $(GENLINE_HOME)/dagster_home.
 ui: setup
 	$(GL) ui
 
-# Stop what `make demo` (and `genline serve/ui --background`) left running.
+# Stop what `make demo` left running.
 stop:
 	-$(GL) serve --stop
 	-$(GL) ui --stop
-	-GENLINE_HOME=$(DEMO_HOME) $(GL) serve --stop
-	-GENLINE_HOME=$(DEMO_HOME) $(GL) ui --stop
 
 test: setup
 	$(BIN)/pytest -q --timeout 1200

@@ -87,7 +87,7 @@ stop:
 	-$(GL) ui --stop
 
 test: setup
-	$(BIN)/pytest -q --timeout 1200
+	$(BIN)/pytest -q --timeout 1200 --durations=25
 
 # Unit tests only (no training, no servers).
 test-fast: setup

@@ -24,11 +24,9 @@ from genline.lineage_record import (
     RECORDED,
     LineageError,
     batch_records,
-    format_table,
-    lineage_report,
-    read_record,
     record_publish,
 )
+from genline.lineage_report import format_table, lineage_report, read_record
 from genline.serving.registry import Registry
 
 MODEL = contract.MODEL_NAME

@@ -1,6 +1,6 @@
 """`genline lineage VERSION`: where a published version came from and what it has served.
 
-A thin adapter over genline.lineage_record (imported inside the command).
+A thin adapter over genline.lineage_report (imported inside the command).
 """
 
 from __future__ import annotations
@@ -39,7 +39,8 @@ def lineage_cmd(
     """Data version -> batches -> Dagster run -> Kubeflow run -> checkpoint -> ONNX -> Triton
     version -> trigger, as recorded when VERSION was published, then the prediction-log
     partitions it served and the drift reports about it (both read live, now)."""
-    from genline.lineage_record import LineageError, format_table, lineage_report
+    from genline.lineage_record import LineageError
+    from genline.lineage_report import format_table, lineage_report
     from genline.serving.repository import RepositoryError
 
     try:

@@ -102,7 +102,7 @@ def _version_the_data(home: Path):
 def _traffic(url: str, version: int, home: Path) -> None:
     """App requests answered by `version`, waited for until compacted into an hour partition."""
     from genline.client import GenlineClient
-    from genline.lineage_record import served_partitions
+    from genline.lineage_report import served_partitions
 
     with GenlineClient(url) as client:
         for seed in range(4):

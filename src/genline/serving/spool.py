@@ -27,7 +27,7 @@ SPOOL = "spool"
 OPEN_SUFFIX = ".open.jsonl"
 READY_SUFFIX = ".ready.jsonl"
 DIR_ENV = "GENLINE_PREDLOG_DIR"
-STORE_MODULE = "genline.serving.store"  # `python -m` entry of the compaction processes
+STORE_MODULE = "genline.serving.compactor"  # `python -m` entry of the compaction processes
 
 
 def default_dir() -> Path:

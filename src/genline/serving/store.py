@@ -12,16 +12,14 @@ sample_index), so a crash anywhere never loses or doubles a record.
 
 Reading a time window (`read_window`) opens only the hour directories that overlap it.
 
-Run as `python -m genline.serving.store compact DIR | watch DIR PARENT_PID INTERVAL_S` (the spool
-writer starts these: the backend stub cannot load pyarrow and pandas itself).
+The compaction processes the spool writer starts (the backend stub cannot load pyarrow and pandas
+itself) are genline.serving.compactor; `python -m genline.serving.store` still runs them.
 """
 
 from __future__ import annotations
 
 import fcntl
-import json
 import os
-import time
 import uuid
 from collections import defaultdict
 from collections.abc import Iterator
@@ -32,7 +30,6 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from genline.procutil import pid_alive
 from genline.serving import features as feat
 from genline.serving.spool import default_dir, live_segments, pending_segments, read_segment
 
@@ -377,51 +374,7 @@ def read_predictions(
     )
 
 
-# --- the compaction processes ------------------------------------------------------------------
+if __name__ == "__main__":  # the former entry point of the compaction processes
+    from genline.serving.compactor import main
 
-
-def watch(directory: str | Path, parent_pid: int, interval_s: float) -> int:
-    """Compact `directory` every `interval_s` while `parent_pid` lives, then once more.
-
-    Only one watcher per directory runs (it holds `.watcher.lock`); others exit at once.
-
-    Returns:
-        The exit code (0).
-    """
-    directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
-    with open(directory / ".watcher.lock", "a") as lock:
-        try:
-            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            return 0
-        while True:
-            alive = pid_alive(parent_pid)
-            try:
-                compact(directory, wait=not alive)
-            except Exception as exc:  # report and keep going: the spool keeps everything
-                print(f"genline predlog watcher: compaction failed: {exc!r}", flush=True)
-            if not alive:
-                return 0
-            time.sleep(interval_s)
-
-
-def main(argv: list[str] | None = None) -> int:
-    """`python -m genline.serving.store compact DIR | watch DIR PARENT_PID INTERVAL_S`."""
-    import sys
-
-    args = list(sys.argv[1:] if argv is None else argv)
-    if len(args) == 2 and args[0] == "compact":
-        print(json.dumps(compact(args[1], wait=True)))
-        return 0
-    if len(args) == 4 and args[0] == "watch":
-        return watch(args[1], int(args[2]), float(args[3]))
-    print(
-        "usage: python -m genline.serving.store compact DIR | watch DIR PID INTERVAL_S",
-        file=sys.stderr,
-    )
-    return 2
-
-
-if __name__ == "__main__":
     raise SystemExit(main())

@@ -301,6 +301,26 @@ def save_staleness_baseline(record: dict[str, Any], directory: str | Path | None
     return path
 
 
+def record_staleness_baseline(
+    profile: dict[str, Any],
+    dataset_info: dict[str, Any],
+    evaluator_onnx: str | Path,
+    embedding_npz: str | Path,
+    directory: str | Path | None = None,
+) -> dict[str, str]:
+    """Compute and save the staleness baseline of the new version (lineage entries).
+
+    A baseline that cannot be computed (the training data moved, no embedding) does not stop the
+    publish -- the version passed its gate and canary -- but is recorded with its reason, and the
+    staleness monitor then gives an "error" verdict naming it instead of "no drift".
+    """
+    try:
+        record = build_staleness_baseline(profile, dataset_info, evaluator_onnx, embedding_npz)
+    except BaselineError as exc:
+        return {"staleness_baseline_error": str(exc)}
+    return {"staleness_baseline": str(save_staleness_baseline(record, directory))}
+
+
 def load_staleness_baseline(
     model: str, version: int, directory: str | Path | None = None
 ) -> dict[str, Any]:

@@ -133,30 +133,6 @@ def _fail(
     )
 
 
-def _staleness_baseline(
-    target: Target, profile: dict[str, Any], md: ModelDir, dest: Path
-) -> dict[str, str]:
-    """Compute and save the staleness baseline of the new version (lineage entries).
-
-    A baseline that cannot be computed (the training data moved, no embedding) does not stop the
-    publish -- the version passed its gate and canary -- but is recorded with its reason, and the
-    staleness monitor then gives an "error" verdict naming it instead of "no drift".
-    """
-    from genline.serving.profile import (
-        BaselineError,
-        build_staleness_baseline,
-        save_staleness_baseline,
-    )
-
-    try:
-        record = build_staleness_baseline(
-            profile, md.dataset, dest / contract.EVALUATOR_ONNX, dest / EMBEDDING_FILE
-        )
-    except BaselineError as exc:
-        return {"staleness_baseline_error": str(exc)}
-    return {"staleness_baseline": str(save_staleness_baseline(record, target.profile_dir))}
-
-
 def _onnx_sha256(md: ModelDir) -> str | None:
     """sha256 of the served ONNX file as it is on disk, if it matches export.json's record."""
     path = md.path / md.serving_variant
@@ -238,7 +214,12 @@ def publish(
         PublishError: the directory was refused (nothing published), or the new version failed
             and was quarantined (the previous version serves); `version` says which.
     """
-    from genline.serving.profile import ProbeSet, build_profile, save_profile
+    from genline.serving.profile import (
+        ProbeSet,
+        build_profile,
+        record_staleness_baseline,
+        save_profile,
+    )
 
     model_dir = Path(model_dir).resolve()
     repo = Path(target.repository)
@@ -383,7 +364,15 @@ def publish(
                 ) from exc
             kill_point("publish.after_canary")
             lineage["reference_profile"] = str(profile_path)
-            lineage.update(_staleness_baseline(target, profile, md, dest))
+            lineage.update(
+                record_staleness_baseline(
+                    profile,
+                    md.dataset,
+                    dest / contract.EVALUATOR_ONNX,
+                    dest / EMBEDDING_FILE,
+                    target.profile_dir,
+                )
+            )
             registry.record(
                 repo,
                 target.model,

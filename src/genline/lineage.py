@@ -6,7 +6,8 @@ export) carries the run id and the checkpoint's sha256 as top-level keys. A dire
 disagree was mixed by hand or by a crash, and `check_stamps` says which file is out of line.
 
 The lineage of a published version (data version -> ... -> Triton version -> trigger, then what
-it served) is genline.lineage_record; `record_publish` here is the publish step's entry point.
+it served) is written by genline.lineage_record and read by genline.lineage_report;
+`record_publish` here is the publish step's entry point.
 """
 
 from __future__ import annotations

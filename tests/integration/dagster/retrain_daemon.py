@@ -40,7 +40,8 @@ class KillAfterSubmitCoordinator(QueuedRunCoordinator):
 
 
 def workspace(instance):
-    """A workspace process context over the genline code location, as the daemon has one."""
+    """A workspace process context over the genline code location, as the daemon has one (the
+    backfill test's too)."""
     from dagster._core.remote_origin import InProcessCodeLocationOrigin
     from dagster._core.types.loadable_target_origin import LoadableTargetOrigin
     from dagster._core.workspace.context import WorkspaceProcessContext

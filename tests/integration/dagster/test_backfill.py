@@ -11,7 +11,7 @@ from dagster._core.execution.backfill import BulkActionStatus
 from genline.ingest import BatchStore, accepted_days
 from genline.validation import CHECK_NAMES
 
-from .conftest import REPO_ROOT
+from .retrain_daemon import workspace
 
 pytestmark = pytest.mark.integration
 
@@ -19,25 +19,13 @@ DAYS = ["2026-11-03", "2026-11-04", "2026-11-05", "2026-11-06", "2026-11-07"]
 
 
 def test_backfill_five_partitions(instance, state):
-    from dagster._core.remote_origin import InProcessCodeLocationOrigin
-    from dagster._core.types.loadable_target_origin import LoadableTargetOrigin
-    from dagster._core.workspace.context import WorkspaceProcessContext
-    from dagster._core.workspace.load_target import InProcessWorkspaceLoadTarget
     from dagster._daemon.backfill import execute_backfill_iteration
     from dagster_graphql.client.query import LAUNCH_PARTITION_BACKFILL_MUTATION
     from dagster_graphql.test.utils import execute_dagster_graphql
 
-    origin = InProcessCodeLocationOrigin(
-        LoadableTargetOrigin(
-            module_name="dagster_project.definitions",
-            attribute="defs",
-            working_directory=str(REPO_ROOT),
-        ),
-        location_name="genline",
-    )
-    with WorkspaceProcessContext(instance, InProcessWorkspaceLoadTarget([origin])) as workspace:
+    with workspace(instance) as context:
         result = execute_dagster_graphql(
-            workspace.create_request_context(),
+            context.create_request_context(),
             LAUNCH_PARTITION_BACKFILL_MUTATION,
             variables={
                 "backfillParams": {
@@ -53,7 +41,7 @@ def test_backfill_five_partitions(instance, state):
         deadline = time.monotonic() + 240
         while instance.get_backfill(backfill_id).status == BulkActionStatus.REQUESTED:
             assert time.monotonic() < deadline, "backfill did not finish"
-            list(execute_backfill_iteration(workspace, logging.getLogger("backfill")))
+            list(execute_backfill_iteration(context, logging.getLogger("backfill")))
 
     backfill = instance.get_backfill(backfill_id)
     assert backfill.status == BulkActionStatus.COMPLETED_SUCCESS, backfill.status

@@ -97,6 +97,16 @@ def daemon_tick(context, monkeypatch, hour: float) -> None:
     tick(context, at(monkeypatch, hour))
 
 
+def new_data_and_a_drifting_window(env):
+    """Data A then B versioned (new data since the serving model's) and a drifting window at
+    hour 1: the instance."""
+    instance = env["instance"]
+    version_data(env, "A")
+    version_data(env, "B")
+    verdict(1)
+    return instance
+
+
 def test_one_run_per_episode_over_several_drifting_windows(env, monkeypatch):
     instance = env["instance"]
     version_data(env, "A")
@@ -123,10 +133,7 @@ def test_one_run_per_episode_over_several_drifting_windows(env, monkeypatch):
 
 
 def test_a_tick_killed_after_the_run_was_submitted_launches_no_second_run(env, monkeypatch):
-    instance = env["instance"]
-    version_data(env, "A")
-    version_data(env, "B")
-    verdict(1)
+    instance = new_data_and_a_drifting_window(env)
     with workspace(instance) as context:
         start_sensor(instance, context)
     when = at(monkeypatch, 2.1)
@@ -186,10 +193,7 @@ def test_no_new_data_alerts_once_per_episode_and_launches_nothing(env, monkeypat
 
 
 def test_a_failed_retrain_is_retried_by_policy_then_given_up(env, monkeypatch):
-    instance = env["instance"]
-    version_data(env, "A")
-    version_data(env, "B")
-    verdict(1)
+    instance = new_data_and_a_drifting_window(env)
     with workspace(instance) as context:
         start_sensor(instance, context)
         daemon_tick(context, monkeypatch, 2.1)

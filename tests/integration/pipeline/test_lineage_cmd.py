@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import time
 from pathlib import Path
 
@@ -34,7 +33,6 @@ pytestmark = [
     ),
 ]
 
-ROOT = Path(__file__).resolve().parents[3]
 DAYS = ("2026-11-27", "2026-11-28", "2026-11-29")  # the 3-day simulation: all built-in digits
 
 
@@ -52,25 +50,15 @@ def home(tmp_path_factory):
 @pytest.fixture(scope="module")
 def triton(home, tmp_path_factory):
     """A real Triton on free loopback ports logging predictions under GENLINE_HOME."""
-    from genline.serving import server as srv
+    from dataclasses import replace
 
-    repo = tmp_path_factory.mktemp("lineage-repo") / "triton_repo"
-    src = ROOT / "triton_repo" / contract.MODEL_NAME
-    shutil.copytree(
-        src, repo / contract.MODEL_NAME, ignore=shutil.ignore_patterns("[0-9]*", "quarantine")
-    )
-    ports: set[int] = set()
-    while len(ports) < 3:
-        ports.add(srv.free_port())
-    http, grpc, metrics = sorted(ports)
-    cfg = srv.ServerConfig(
-        repository=repo,
-        http_port=http,
-        grpc_port=grpc,
-        metrics_port=metrics,
-        run_dir=home / "run",
-        predlog_dir=home / "predictions",
-    )
+    from genline.serving import server as srv
+    from tests.integration.serving.conftest import make_served
+
+    # the serving tests' server (the committed config, free ports), its run dir (where publish
+    # finds the admin token) and prediction log under GENLINE_HOME
+    served = make_served(tmp_path_factory.mktemp("lineage-triton"))
+    cfg = replace(served.cfg, run_dir=home / "run", predlog_dir=home / "predictions")
     srv.start(cfg)
     try:
         yield cfg

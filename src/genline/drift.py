@@ -21,17 +21,17 @@ outputs of a scaled or truncated z say nothing about the model (request_mix repo
 Below `min_samples` rows per label a label is not tested; with no testable label the verdict is
 "insufficient_data". A missing, renamed or all-null column is an "error" verdict.
 
-The verdict's statistics are computed here with numpy/scipy (the definitions Evidently uses:
-normalised Wasserstein = W1 / std(reference)); with `report_dir` an Evidently Report with the
-same named stat tests is rendered on the keys that scored highest and saved as HTML.
+The verdict's statistics are computed with numpy/scipy in `genline.drift_stats` (the definitions
+Evidently uses: normalised Wasserstein = W1 / std(reference)); with `report_dir` an Evidently
+Report with the same named stat tests is rendered on the keys that scored highest and saved as
+HTML (`genline.drift_reports`). The settings are `genline.drift_config.DriftConfig`; this module
+re-exports the public names of all three.
 """
 
 from __future__ import annotations
 
-import os
-import tomllib
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -39,260 +39,38 @@ import numpy as np
 import pandas as pd
 
 from genline import clock
+from genline.drift_config import CONFIG_FILE, ENV_PREFIX, DriftConfig, DriftConfigError
+from genline.drift_reports import REPORT_PREFIX, _report, _request_mix_report, prune_reports
+from genline.drift_stats import (
+    _cap,
+    _labels,
+    _mmd_per_label,
+    _sq_dists,
+    _standardise,
+    check_schema,
+    compare_per_label,
+    ks_wasserstein,
+    latent_dim,
+    mmd2_unbiased,
+    mmd_permutation_pvalue,
+    standard_latent,
+    wasserstein_norm,
+)
 from genline.drift_verdicts import Verdict
 from genline.embedding import EMBEDDING_FEATURES
 from genline.serving.features import IMAGE_FEATURES, LATENT_FEATURES
 
 DRIFT_FEATURES: tuple[str, ...] = (*IMAGE_FEATURES, "pred_confidence", *EMBEDDING_FEATURES)
-CONFIG_FILE = "drift.toml"
-ENV_PREFIX = "GENLINE_DRIFT_"
-REPORT_PREFIX = "drift-"
-_SEED = 20261202  # subsampling is deterministic: the same window gives the same verdict
 
-
-class DriftConfigError(ValueError):
-    """A drift setting that is unknown or has the wrong type or range."""
-
-
-@dataclass(frozen=True)
-class DriftConfig:
-    """Every drift setting, with the calibrated defaults (docs/drift.md says why).
-
-    Attributes:
-        min_samples: rows per label (in the window and in what it is compared with) for the label
-            to be tested; with no testable label the verdict is "insufficient_data".
-        window_minutes: length of one monitoring window (Dagster partitions).
-        report_keep: HTML reports kept per report directory (the verdict numbers stay forever).
-        report_columns: (label, feature) keys drawn in the Evidently HTML report (the highest
-            scores; rendering every key costs ~0.3 s each).
-        report_sample: rows per side the HTML report is rendered on.
-        max_rows_per_label: current rows per label the statistics use (a seeded subsample above
-            it: 1e6-row windows cost about what 1e5-row windows cost).
-        serving_stat_test, serving_alpha, serving_min_effect: serving health's named tests: KS
-            p < serving_alpha / keys (family-wise) and normalised Wasserstein >= serving_min_effect.
-        label_stat_test, label_alpha, label_min_tvd: request mix on label shares: G-test
-            p < label_alpha and total variation distance >= label_min_tvd.
-        z_stat_test, z_alpha, z_min_effect: request mix on the latent: one-sample KS vs the exact
-            distribution, p < z_alpha / 2 and KS statistic >= z_min_effect.
-        z_filter_p: a row's latent counts as a N(0, I) draw when neither its z_norm^2 (chi2(D))
-            nor its z_mean (normal) is beyond this two-sided tail probability.
-        staleness_stat_test, staleness_margin, staleness_max_rows: staleness: unbiased MMD^2
-            (Gaussian kernel, median-heuristic bandwidth fixed at publish) averaged over labels;
-            drift when it exceeds the publish-time value by staleness_margin; at most
-            staleness_max_rows rows per label per side enter the kernel sums.
-        input_alpha, input_min_effect: input_batch's KS and Wasserstein limits.
-    """
-
-    min_samples: int = 30
-    window_minutes: float = 60.0
-    report_keep: int = 48
-    report_columns: int = 8
-    report_sample: int = 2000
-    max_rows_per_label: int = 20000
-    serving_stat_test: str = "ks+wasserstein"
-    serving_alpha: float = 0.01
-    serving_min_effect: float = 0.1
-    label_stat_test: str = "g_test+tvd"
-    label_alpha: float = 0.01
-    label_min_tvd: float = 0.05
-    z_stat_test: str = "ks_exact"
-    z_alpha: float = 0.01
-    z_min_effect: float = 0.05
-    z_filter_p: float = 1e-4
-    staleness_stat_test: str = "mmd2_unbiased"
-    staleness_margin: float = 0.05
-    staleness_max_rows: int = 400
-    input_alpha: float = 0.01
-    input_min_effect: float = 0.1
-
-    def __post_init__(self) -> None:
-        for name in ("min_samples", "report_keep", "report_columns", "report_sample",
-                     "max_rows_per_label", "staleness_max_rows"):
-            if getattr(self, name) < 1:
-                raise DriftConfigError(f"drift setting {name} must be >= 1, got "
-                                       f"{getattr(self, name)}")
-        if self.min_samples < 2:
-            raise DriftConfigError(f"drift setting min_samples must be >= 2, got "
-                                   f"{self.min_samples}")
-        for name in ("serving_alpha", "label_alpha", "z_alpha", "z_filter_p", "input_alpha"):
-            if not 0 < getattr(self, name) < 1:
-                raise DriftConfigError(f"drift setting {name} must be in (0, 1), got "
-                                       f"{getattr(self, name)}")
-        if not self.window_minutes > 0:
-            raise DriftConfigError(f"drift setting window_minutes must be > 0, got "
-                                   f"{self.window_minutes}")
-
-    @classmethod
-    def load(cls, path: str | Path | None = None,
-             env: Mapping[str, str] | None = None) -> DriftConfig:
-        """Defaults, then `$GENLINE_HOME/drift.toml` (or `path`), then GENLINE_DRIFT_* variables.
-
-        Raises:
-            DriftConfigError: an unknown key, or a value of the wrong type or range (the message
-                names the key and where it came from).
-        """
-        from genline.paths import state_dir
-
-        env = os.environ if env is None else env
-        known = {f.name: f.type for f in fields(cls)}
-        values: dict[str, Any] = {}
-        toml_path = Path(path) if path is not None else state_dir() / CONFIG_FILE
-        if toml_path.is_file():
-            try:
-                data = tomllib.loads(toml_path.read_text(encoding="utf-8"))
-            except tomllib.TOMLDecodeError as exc:
-                raise DriftConfigError(f"{toml_path}: not valid TOML ({exc})") from exc
-            data = data.get("drift", data)
-            for key, raw in data.items():
-                values[key] = _coerce(key, raw, known, str(toml_path))
-        for var, raw in env.items():
-            if var.startswith(ENV_PREFIX):
-                key = var[len(ENV_PREFIX):].lower()
-                values[key] = _coerce(key, raw, known, var)
-        return replace(cls(), **values)
-
-
-def _coerce(key: str, raw: Any, known: dict[str, Any], where: str) -> Any:
-    if key not in known:
-        raise DriftConfigError(f"{where}: unknown drift setting {key!r} (known: {sorted(known)})")
-    kind = {"int": int, "float": float, "str": str}[str(known[key])]
-    try:
-        if kind is int and isinstance(raw, float) and not raw.is_integer():
-            raise ValueError(raw)
-        return kind(raw)
-    except (TypeError, ValueError) as exc:
-        raise DriftConfigError(f"{where}: drift setting {key} must be {kind.__name__}, got "
-                               f"{raw!r}") from exc
-
-
-# --- schema and latent ------------------------------------------------------------------------
-
-
-def check_schema(df: pd.DataFrame, required: Sequence[str]) -> str | None:
-    """The schema fault of `df`, or None: a required column missing or entirely null.
-
-    A renamed column reads as missing (its new name is listed among the unexpected ones).
-    """
-    if not isinstance(df, pd.DataFrame):
-        return f"expected a pandas DataFrame, got {type(df).__name__}"
-    missing = [c for c in required if c not in df.columns]
-    if missing:
-        extra = sorted(str(c) for c in df.columns if c not in required)
-        hint = f"; columns not expected: {extra}" if extra else ""
-        return f"missing column(s) {missing}{hint}"
-    if len(df):
-        null = [c for c in required if df[c].isna().all()]
-        if null:
-            return f"column(s) {null} are entirely null ({len(df)} rows)"
-    return None
-
-
-def latent_dim(df: pd.DataFrame) -> int | None:
-    """The latent dimension D recovered from the logged statistics (scale-free):
-    z_norm^2 = D (z_std^2 + z_mean^2) holds row by row."""
-    if not set(LATENT_FEATURES) <= set(df.columns) or not len(df):
-        return None
-    denom = df["z_std"].to_numpy(float) ** 2 + df["z_mean"].to_numpy(float) ** 2
-    ok = denom > 0
-    if not ok.any():
-        return None
-    return int(round(float(np.nanmedian(df["z_norm"].to_numpy(float)[ok] ** 2 / denom[ok]))))
-
-
-def standard_latent(df: pd.DataFrame, cfg: DriftConfig, dim: int | None = None) -> np.ndarray:
-    """Boolean mask of the rows whose latent looks like one draw of N(0, I_D)."""
-    from scipy import stats
-
-    dim = dim or latent_dim(df)
-    if dim is None:
-        return np.ones(len(df), bool)
-    p = cfg.z_filter_p / 2
-    n2 = df["z_norm"].to_numpy(float) ** 2
-    lo, hi = stats.chi2.ppf(p, dim), stats.chi2.isf(p, dim)
-    zlim = stats.norm.isf(p)
-    zm = np.abs(df["z_mean"].to_numpy(float)) * np.sqrt(dim)
-    return (n2 >= lo) & (n2 <= hi) & (zm <= zlim)
-
-
-# --- the per-label two-sample comparison ------------------------------------------------------
-
-
-def _labels(df: pd.DataFrame) -> np.ndarray:
-    return df["label"].to_numpy().astype(np.int64)
-
-
-def _by_label(df: pd.DataFrame, cap: int | None = None) -> dict[int, pd.DataFrame]:
-    out: dict[int, pd.DataFrame] = {}
-    rng = np.random.default_rng(_SEED)
-    for k, part in df.groupby(_labels(df), sort=True):
-        if cap is not None and len(part) > cap:
-            part = part.iloc[np.sort(rng.choice(len(part), cap, replace=False))]
-        out[int(k)] = part
-    return out
-
-
-def wasserstein_norm(reference: np.ndarray, current: np.ndarray) -> float:
-    """Evidently's "wasserstein": W1(reference, current) / max(std(reference), 0.001)."""
-    from scipy import stats
-
-    return float(stats.wasserstein_distance(reference, current)
-                 / max(float(np.std(reference)), 0.001))
-
-
-def ks_wasserstein(reference: np.ndarray, current: np.ndarray) -> tuple[float, float, float]:
-    """Two-sample KS statistic, its asymptotic p-value (Stephens' small-sample correction) and
-    the normalised Wasserstein distance, from one merge of the sorted samples (scipy's
-    ks_2samp and wasserstein_distance give the same numbers at ~10x the cost per call).
-    """
-    from scipy.special import kolmogorov
-
-    a, b = np.sort(reference), np.sort(current)
-    n, m = len(a), len(b)
-    grid = np.concatenate([a, b])
-    grid.sort(kind="mergesort")
-    fa = np.searchsorted(a, grid, side="right") / n
-    fb = np.searchsorted(b, grid, side="right") / m
-    d = float(np.abs(fa - fb).max())
-    en = np.sqrt(n * m / (n + m))
-    p = float(min(1.0, kolmogorov((en + 0.12 + 0.11 / en) * d)))
-    w = float((np.abs(fa - fb)[:-1] * np.diff(grid)).sum()) / max(float(np.std(a)), 0.001)
-    return d, p, w
-
-
-def compare_per_label(current: pd.DataFrame, reference: pd.DataFrame, features: Sequence[str],
-                      cfg: DriftConfig, alpha: float, min_effect: float) -> dict[str, Any]:
-    """Two-sample KS and normalised Wasserstein for every (label, feature) with enough rows.
-
-    Returns:
-        {"scores", "thresholds", "drifted", "p_values", "tested_labels", "skipped_labels",
-         "n_current", "n_reference"}; keys are "label=K/feature".
-    """
-    cur, ref = _by_label(current, cfg.max_rows_per_label), _by_label(reference)
-    tested = [k for k in sorted(set(cur) | set(ref))
-              if len(cur.get(k, ())) >= cfg.min_samples and len(ref.get(k, ())) >= cfg.min_samples]
-    skipped = {str(k): [len(cur.get(k, ())), len(ref.get(k, ()))]
-               for k in sorted(set(cur) | set(ref)) if k not in tested and k in cur}
-    m = max(1, len(tested) * len(features))
-    scores: dict[str, float] = {}
-    pvals: dict[str, float] = {}
-    drifted: list[str] = []
-    for k in tested:
-        for f in features:
-            a = ref[k][f].to_numpy(float)
-            b = cur[k][f].to_numpy(float)
-            a, b = a[np.isfinite(a)], b[np.isfinite(b)]
-            key = f"label={k}/{f}"
-            if len(a) < cfg.min_samples or len(b) < cfg.min_samples:
-                continue
-            _, p, w = ks_wasserstein(a, b)
-            scores[key], pvals[key] = round(w, 6), p
-            if p < alpha / m and w >= min_effect:
-                drifted.append(key)
-    return {"scores": scores, "p_values": pvals, "drifted": drifted, "tested_labels": tested,
-            "skipped_labels": skipped, "keys": m,
-            "thresholds": {"wasserstein": min_effect, "ks_p_value": alpha / m},
-            "n_current": int(sum(len(cur[k]) for k in tested)),
-            "n_reference": int(sum(len(ref[k]) for k in tested))}
+# what callers import from genline.drift: the monitors, plus the settings (drift_config), the
+# statistics (drift_stats) and the report retention (drift_reports) re-exported
+__all__ = [
+    "CONFIG_FILE", "DRIFT_FEATURES", "EMBEDDING_FEATURES", "ENV_PREFIX", "REPORT_PREFIX",
+    "DriftConfig", "DriftConfigError", "check_schema", "compare_per_label", "input_batch",
+    "ks_wasserstein", "latent_dim", "mmd2_unbiased", "mmd_permutation_pvalue", "prune_reports",
+    "request_mix", "serving_health", "staleness", "staleness_baseline", "standard_latent",
+    "wasserstein_norm",
+]
 
 
 # --- verdict helpers --------------------------------------------------------------------------
@@ -329,6 +107,27 @@ def _clean(df: pd.DataFrame, features: Sequence[str]) -> pd.DataFrame:
     return df.loc[df["label"].notna(), ["label", *features]]
 
 
+def _standard_window(monitor: str, w: _Window, current: pd.DataFrame, other: pd.DataFrame,
+                     other_what: str, features: Sequence[str], cfg: DriftConfig
+                     ) -> Verdict | tuple[pd.DataFrame, pd.DataFrame, int]:
+    """Serving health's and staleness's common start: schema-check the window and what it is
+    compared with, keep the window's standard-latent rows (when the latent is logged), clean both.
+
+    Returns:
+        The "error" verdict of a schema fault, or (window rows, other rows, window rows left out).
+    """
+    for what, df in (("the window", current), (other_what, other)):
+        fault = check_schema(df, ["label", *features])
+        if fault:
+            return _schema_error(monitor, w, what, fault, len(current))
+    excluded = 0
+    if set(LATENT_FEATURES) <= set(current.columns):
+        mask = standard_latent(current, cfg)
+        excluded = int((~mask).sum())
+        current = current.loc[mask]
+    return _clean(current, features), _clean(other, features), excluded
+
+
 # --- the monitors -----------------------------------------------------------------------------
 
 
@@ -345,16 +144,11 @@ def serving_health(current: pd.DataFrame, reference: pd.DataFrame, cfg: DriftCon
         features: the compared columns (default `DRIFT_FEATURES`).
     """
     w = _Window(model, version, window_key, window_start, window_end)
-    for what, df in (("the window", current), ("the reference profile", reference)):
-        fault = check_schema(df, ["label", *features])
-        if fault:
-            return _schema_error("serving_health", w, what, fault, len(current))
-    excluded = 0
-    if set(LATENT_FEATURES) <= set(current.columns):
-        mask = standard_latent(current, cfg)
-        excluded = int((~mask).sum())
-        current = current.loc[mask]
-    cur, ref = _clean(current, features), _clean(reference, features)
+    prep = _standard_window("serving_health", w, current, reference, "the reference profile",
+                            features, cfg)
+    if isinstance(prep, Verdict):
+        return prep
+    cur, ref, excluded = prep
     res = compare_per_label(cur, ref, features, cfg, cfg.serving_alpha, cfg.serving_min_effect)
     details = {"stat_test": cfg.serving_stat_test, "p_values": res["p_values"],
                "tested_labels": res["tested_labels"], "skipped_labels": res["skipped_labels"],
@@ -470,86 +264,6 @@ def request_mix(current: pd.DataFrame, baseline_label_shares: Mapping[Any, float
 # --- staleness --------------------------------------------------------------------------------
 
 
-def _standardise(df: pd.DataFrame, features: Sequence[str], loc: np.ndarray,
-                 scale: np.ndarray) -> np.ndarray:
-    return (df[list(features)].to_numpy(float) - loc) / scale
-
-
-def _sq_dists(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    d = (a * a).sum(1)[:, None] + (b * b).sum(1)[None, :] - 2 * a @ b.T
-    return np.maximum(d, 0.0)
-
-
-def mmd2_unbiased(x: np.ndarray, y: np.ndarray, bandwidth: float) -> float:
-    """Unbiased MMD^2 (Gretton et al. 2012, eq. 3) with k(a, b) = exp(-|a-b|^2 / (2 h^2)).
-
-    Its expectation does not depend on the sample sizes, so a window and the publish-time
-    comparison can be compared even when their sizes differ.
-    """
-    m, n = len(x), len(y)
-    g = -0.5 / bandwidth**2
-    kxx, kyy, kxy = (np.exp(g * _sq_dists(x, x)), np.exp(g * _sq_dists(y, y)),
-                     np.exp(g * _sq_dists(x, y)))
-    return float((kxx.sum() - np.trace(kxx)) / (m * (m - 1))
-                 + (kyy.sum() - np.trace(kyy)) / (n * (n - 1)) - 2 * kxy.mean())
-
-
-def mmd_permutation_pvalue(xs: Sequence[np.ndarray], ys: Sequence[np.ndarray], bandwidth: float,
-                           permutations: int = 200, seed: int = _SEED) -> tuple[float, float]:
-    """Gretton et al. (2012) permutation test of the label-summed unbiased MMD^2.
-
-    Args:
-        xs, ys: per label, the (n_k, d) and (m_k, d) samples; rows are permuted within labels.
-        bandwidth: the Gaussian kernel's width.
-
-    Returns:
-        (statistic, p-value), p = (1 + #{permuted >= observed}) / (1 + permutations).
-    """
-    rng = np.random.default_rng(seed)
-    g = -0.5 / bandwidth**2
-    total = np.zeros(permutations + 1)
-    for x, y in zip(xs, ys, strict=True):
-        n, m = len(x), len(y)
-        z = np.concatenate([x, y])
-        k = np.exp(g * _sq_dists(z, z))  # (N, N)
-        diag = np.diag(k)
-        # column 0 is the observed split, the others random relabellings (all at once: K @ S)
-        s = np.zeros((n + m, permutations + 1))
-        s[:n, 0] = 1
-        for j in range(1, permutations + 1):
-            s[rng.permutation(n + m)[:n], j] = 1
-        ks, kt = k @ s, k @ (1 - s)
-        sxx = (s * ks).sum(0) - diag @ s
-        syy = ((1 - s) * kt).sum(0) - diag @ (1 - s)
-        sxy = (s * kt).sum(0)
-        total += sxx / (n * (n - 1)) + syy / (m * (m - 1)) - 2 * sxy / (n * m)
-    observed = float(total[0])
-    return observed, float((1 + np.sum(total[1:] >= observed)) / (1 + permutations))
-
-
-def _cap(df: pd.DataFrame, cap: int) -> pd.DataFrame:
-    if len(df) <= cap:
-        return df
-    rng = np.random.default_rng(_SEED)
-    return df.iloc[np.sort(rng.choice(len(df), cap, replace=False))]
-
-
-def _mmd_per_label(outputs: pd.DataFrame, real: pd.DataFrame, spec: Mapping[str, Any],
-                   cfg: DriftConfig) -> dict[int, float]:
-    feats = spec["features"]
-    loc, scale = np.asarray(spec["loc"]), np.asarray(spec["scale"])
-    out_l, real_l = _by_label(outputs), _by_label(real)
-    res: dict[int, float] = {}
-    for k in sorted(set(out_l) & set(real_l)):
-        a, b = out_l[k], real_l[k]
-        if len(a) < cfg.min_samples or len(b) < cfg.min_samples:
-            continue
-        res[k] = mmd2_unbiased(_standardise(_cap(a, cfg.staleness_max_rows), feats, loc, scale),
-                               _standardise(_cap(b, cfg.staleness_max_rows), feats, loc, scale),
-                               spec["bandwidth"])
-    return res
-
-
 def staleness_baseline(reference_outputs: pd.DataFrame, real_features: pd.DataFrame,
                        cfg: DriftConfig, features: Sequence[str] = DRIFT_FEATURES
                        ) -> dict[str, Any]:
@@ -600,16 +314,11 @@ def staleness(current: pd.DataFrame, real_features: pd.DataFrame, baseline: Mapp
     """
     w = _Window(model, version, window_key, window_start, window_end)
     feats = list(baseline.get("features", DRIFT_FEATURES))
-    for what, df in (("the window", current), ("the real features", real_features)):
-        fault = check_schema(df, ["label", *feats])
-        if fault:
-            return _schema_error("staleness", w, what, fault, len(current))
-    excluded = 0
-    if set(LATENT_FEATURES) <= set(current.columns):
-        mask = standard_latent(current, cfg)
-        excluded = int((~mask).sum())
-        current = current.loc[mask]
-    cur, real = _clean(current, feats), _clean(real_features, feats)
+    prep = _standard_window("staleness", w, current, real_features, "the real features", feats,
+                            cfg)
+    if isinstance(prep, Verdict):
+        return prep
+    cur, real, excluded = prep
     base = {int(k): float(v) for k, v in baseline["mmd2"].items()}
     now = {k: v for k, v in _mmd_per_label(cur, real, baseline, cfg).items() if k in base}
     details: dict[str, Any] = {"stat_test": cfg.staleness_stat_test,
@@ -666,97 +375,3 @@ def input_batch(batch_features: pd.DataFrame, training_features: pd.DataFrame,
     return _verdict("input_batch", "drift" if drift else "no_drift", w, res["n_current"], reason,
                     scores=res["scores"], thresholds=res["thresholds"], drifted=res["drifted"],
                     report=report, details=details)
-
-
-# --- Evidently HTML reports and their retention -----------------------------------------------
-
-
-def _report_path(report_dir: str | Path, monitor: str, w: _Window) -> Path:
-    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in w.window_key)
-    return Path(report_dir) / f"{REPORT_PREFIX}{monitor}-{w.model}-v{w.version}-{safe}.html"
-
-
-def _wide(df: pd.DataFrame, keys: Sequence[str], sample: int) -> pd.DataFrame:
-    """One column per "label=K/feature" key (NaN on other labels' rows), on a seeded sample."""
-    df = _cap(df, sample)
-    labels = _labels(df)
-    out = {}
-    for key in keys:
-        lab, feat = key.split("/", 1)
-        k = int(lab.split("=", 1)[1])
-        out[key] = np.where(labels == k, df[feat].to_numpy(float), np.nan)
-    return pd.DataFrame(out)
-
-
-def _save_html(snapshot: Any, path: Path, keep: int) -> str:
-    from genline.fsutil import atomic_write_bytes
-
-    tmp = path.with_name(f".{path.name}.render.html")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        snapshot.save_html(str(tmp))
-        atomic_write_bytes(path, tmp.read_bytes())
-    finally:
-        tmp.unlink(missing_ok=True)
-    prune_reports(path.parent, keep)
-    return str(path)
-
-
-def _report(current: pd.DataFrame, reference: pd.DataFrame, scores: Mapping[str, float],
-            method: str, threshold: float, cfg: DriftConfig, report_dir: str | Path,
-            monitor: str, w: _Window) -> str:
-    from evidently import DataDefinition, Dataset, Report
-    from evidently.metrics import ValueDrift
-
-    keys = sorted(scores, key=lambda k: -abs(scores[k]))[: cfg.report_columns]
-    cur, ref = _wide(current, keys, cfg.report_sample), _wide(reference, keys, cfg.report_sample)
-    dd = DataDefinition(numerical_columns=list(keys))
-    rep = Report([ValueDrift(column=k, method=method, threshold=threshold) for k in keys])
-    snap = rep.run(Dataset.from_pandas(cur, data_definition=dd),  # current first, then reference
-                   Dataset.from_pandas(ref, data_definition=dd))
-    return _save_html(snap, _report_path(report_dir, monitor, w), cfg.report_keep)
-
-
-def _request_mix_report(current: pd.DataFrame, base: Mapping[int, float], dim: int,
-                        cfg: DriftConfig, report_dir: str | Path, w: _Window) -> str:
-    from evidently import DataDefinition, Dataset, Report
-    from evidently.metrics import ValueDrift
-
-    cur = _cap(current, cfg.report_sample)
-    rng = np.random.default_rng(_SEED)
-    n = max(len(cur), 1000)
-    labels = list(base)
-    p = np.array([base[k] for k in labels])
-    z = rng.standard_normal((n, dim))  # the exact N(0, I) reference, drawn
-    ref = pd.DataFrame({"label": rng.choice(labels, n, p=p / p.sum()).astype(str),
-                        "z_mean": z.mean(1), "z_norm": np.linalg.norm(z, axis=1)})
-    cur = pd.DataFrame({"label": _labels(cur).astype(str),
-                        "z_mean": cur["z_mean"].to_numpy(float),
-                        "z_norm": cur["z_norm"].to_numpy(float)})
-    dd = DataDefinition(numerical_columns=["z_mean", "z_norm"], categorical_columns=["label"])
-    rep = Report([ValueDrift(column="label", method="TVD", threshold=cfg.label_min_tvd),
-                  ValueDrift(column="z_mean", method="ks", threshold=cfg.z_alpha),
-                  ValueDrift(column="z_norm", method="ks", threshold=cfg.z_alpha)])
-    snap = rep.run(Dataset.from_pandas(cur, data_definition=dd),
-                   Dataset.from_pandas(ref, data_definition=dd))
-    return _save_html(snap, _report_path(report_dir, "request_mix", w), cfg.report_keep)
-
-
-def prune_reports(report_dir: str | Path, keep: int) -> list[Path]:
-    """Delete all but the `keep` newest drift HTML reports in `report_dir` (by mtime, then
-    name); the verdict numbers are kept forever elsewhere.
-
-    Returns:
-        The deleted paths.
-    """
-    if keep < 0:
-        raise ValueError(f"keep must be >= 0, got {keep}")
-    d = Path(report_dir)
-    if not d.is_dir():
-        return []
-    reports = sorted((p for p in d.glob(f"{REPORT_PREFIX}*.html") if p.is_file()),
-                     key=lambda p: (p.stat().st_mtime_ns, p.name), reverse=True)
-    gone = reports[keep:]
-    for p in gone:
-        p.unlink(missing_ok=True)
-    return gone

@@ -146,8 +146,12 @@ def test_a_request_past_the_exit_timeout_fails_cleanly_and_stop_returns(
     assert not pid_alive(pid)
     assert outcomes["before-stop"][0] == "OK"
     assert outcomes["past-exit"][0] == "StatusCode.UNAVAILABLE", outcomes
-    assert info["compacted"]["segments"] >= 1  # the killed stub's open segment, compacted
+    # the killed stub's open segment is compacted by the time stop() returns: by stop itself or
+    # by the stub's compaction watcher, which outlives its parent for one last pass (either may
+    # win the compaction lock, so the count in info["compacted"] may be 0)
+    assert "compacted" in info
     pdir = served.cfg.resolved_predlog_dir()
+    assert spool.pending_segments(pdir) == []
     stored = store.read_predictions(pdir, compact_first=False, include_live=False)
     assert "before-stop" in set(stored.request_id)
     assert "past-exit" not in set(stored.request_id)  # it never completed: nothing to log

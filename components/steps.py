@@ -199,7 +199,11 @@ def publish_model(
 
     reason = parse_trigger(trigger)  # a malformed trigger fails before anything is published
     data = dataset.metadata if dataset is not None else {}  # the version validate restored
-    result = publish(onnx_model.path, Target(repository=Path(model_repository), url=triton_url))
+    result = publish(
+        onnx_model.path,
+        Target(repository=Path(model_repository), url=triton_url),
+        training_data=dataset.path if dataset is not None else None,  # for the staleness baseline
+    )
     record_lineage(
         model_dir=onnx_model.path,
         model_repository=model_repository,

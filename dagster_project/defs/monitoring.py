@@ -180,6 +180,20 @@ def _drift_asset(asset_name: str, monitor: str, partitions, window_s: float):
     return _asset
 
 
+# the served versions' directories (evaluator, embedding, serving.json) are in this repository:
+# the same variable the retrain policy reads, bound only when set and read by Dagster at run time
+REPOSITORY_ENV = "GENLINE_MODEL_REPOSITORY"
+
+
+def drift_monitor_resource() -> DriftMonitorResource:
+    """The drift monitor resource: defaults, with the model repository from REPOSITORY_ENV."""
+    import os
+
+    if os.environ.get(REPOSITORY_ENV):
+        return DriftMonitorResource(repository=dg.EnvVar(REPOSITORY_ENV))
+    return DriftMonitorResource()
+
+
 @dg.definitions
 def monitoring() -> dg.Definitions:
     """The drift assets, their job and schedule, at the configured window length (read when the
@@ -204,5 +218,5 @@ def monitoring() -> dg.Definitions:
         assets=assets,
         jobs=[drift_job],
         schedules=[schedule],
-        resources={"drift_monitor": DriftMonitorResource()},
+        resources={"drift_monitor": drift_monitor_resource()},
     )

@@ -11,6 +11,7 @@ from genline.data import (
     concat,
     load_dataset,
     load_npz,
+    load_source,
     save_npz,
     split,
 )
@@ -23,6 +24,21 @@ def test_builtin_digits_canonical_form(digits):
     assert digits.images.shape == (1797, 1, 8, 8) and digits.images.dtype == np.float32
     assert digits.images.min() == 0.0 and digits.images.max() == 1.0
     assert digits.labels.dtype == np.int64
+
+
+def test_builtin_digits_are_scikit_learns_without_importing_it(digits):
+    import subprocess
+    import sys
+
+    from sklearn.datasets import load_digits
+
+    ref = load_digits()
+    assert np.array_equal(digits.images[:, 0] * 16.0, ref.images.astype(np.float32))
+    assert np.array_equal(digits.labels, ref.target)
+    code = ("import sys; from genline.data import load_builtin; load_builtin(); "
+            "print('sklearn' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
 
 
 def test_builtin_resize_to_16():
@@ -197,3 +213,22 @@ def test_save_npz_leaves_nothing_half_written(tmp_path, digits, monkeypatch):
     with pytest.raises(OSError):
         save_npz(digits, target)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_dataset_is_read_back_from_its_source_string(digits, tmp_path):
+    """Dataset.source names where the data came from; load_source reads it back, also an .npz
+    whose file name has no suffix (a Kubeflow artifact)."""
+    artifact = tmp_path / "validate-dataset" / "dataset"
+    artifact.parent.mkdir()
+    (tmp_path / "d.npz").write_bytes(save_npz(digits, tmp_path / "d.npz").read_bytes())
+    artifact.write_bytes((tmp_path / "d.npz").read_bytes())
+    from_npz = load_npz(tmp_path / "d.npz")
+    assert from_npz.source == f"npz:{tmp_path / 'd.npz'}"
+    assert load_source(from_npz.source).fingerprint == digits.fingerprint
+    assert load_source(f"npz:{artifact}").fingerprint == digits.fingerprint
+    assert load_source(digits.source).fingerprint == digits.fingerprint  # builtin:uci-digits
+    folder = write_image_folder(tmp_path / "imgs", digits, per_class=6, size=8)
+    from_folder = load_image_folder(folder, DataConfig())
+    assert load_source(from_folder.source).fingerprint == from_folder.fingerprint
+    with pytest.raises(DataError, match="missing"):
+        load_source(f"npz:{tmp_path / 'missing'}")

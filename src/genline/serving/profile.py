@@ -216,25 +216,33 @@ def baseline_path(model: str, version: int, directory: str | Path | None = None)
     return base / model / f"{int(version)}.staleness.json"
 
 
-def trained_on(dataset_info: dict[str, Any]):
+def trained_on(dataset_info: dict[str, Any], data: str | Path | None = None):
     """The dataset a model directory's dataset.json names, checked by its fingerprint.
+
+    Args:
+        dataset_info: dataset.json (source, fingerprint, image_shape).
+        data: where the training data is now, when not at its recorded source (a Kubeflow step
+            receives it as an artifact at a path of its own): an .npz file, read whatever its
+            name.
 
     Raises:
         BaselineError: no source is recorded, it cannot be read, or it is no longer the data the
             model was trained on (another fingerprint).
     """
-    from genline.data import DataConfig, DataError, load_builtin, load_dataset
+    from genline.data import DataConfig, DataError, load_source
 
     source, fingerprint = dataset_info.get("source"), dataset_info.get("fingerprint")
-    if not source or not fingerprint:
+    if not fingerprint or not (source or data):
         raise BaselineError(
             f"dataset.json names no source and fingerprint of the training data "
             f"(source={source!r}, fingerprint={fingerprint!r})"
         )
     shape = dataset_info.get("image_shape") or [1, 8, 8]
     cfg = DataConfig(image_size=int(shape[-1]), channels=int(shape[0]))
+    if data is not None:
+        source = f"npz:{data}"
     try:
-        ds = load_builtin(cfg) if str(source).startswith("builtin") else load_dataset(source, cfg)
+        ds = load_source(str(source), cfg)
     except (DataError, OSError) as exc:
         raise BaselineError(f"the training data {source} cannot be read: {exc}") from exc
     if ds.fingerprint != fingerprint:
@@ -261,9 +269,10 @@ def build_staleness_baseline(
     evaluator_onnx: str | Path,
     embedding_npz: str | Path,
     cfg=None,
+    data: str | Path | None = None,
 ) -> dict[str, Any]:
     """`drift.staleness_baseline` of a version: its reference outputs vs the real features of
-    the data it was trained on, with what it was computed from.
+    the data it was trained on, with what it was computed from (`data`: see `trained_on`).
 
     Raises:
         BaselineError: the training data cannot be had (see `trained_on`), or the version has
@@ -275,7 +284,7 @@ def build_staleness_baseline(
     for what, path in (("evaluator", evaluator_onnx), ("embedding", embedding_npz)):
         if not Path(path).is_file():
             raise BaselineError(f"no {what} at {path}: real features cannot be computed")
-    ds = held_out(trained_on(dataset_info))
+    ds = held_out(trained_on(dataset_info, data))
     try:
         real = real_features(ds.images, ds.labels, evaluator_onnx, Embedding.load(embedding_npz))
     except EmbeddingError as exc:
@@ -287,6 +296,7 @@ def build_staleness_baseline(
         "time": clock.now().isoformat(),
         "dataset": {
             "source": str(dataset_info.get("source")),
+            "read_from": str(data) if data is not None else str(dataset_info.get("source")),
             "fingerprint": dataset_info.get("fingerprint"),
             "image_shape": list(ds.image_shape),
             "num_rows": len(ds),
@@ -307,15 +317,19 @@ def record_staleness_baseline(
     evaluator_onnx: str | Path,
     embedding_npz: str | Path,
     directory: str | Path | None = None,
+    data: str | Path | None = None,
 ) -> dict[str, str]:
-    """Compute and save the staleness baseline of the new version (lineage entries).
+    """Compute and save the staleness baseline of the new version (lineage entries); `data`:
+    where the training data is now, when not at its recorded source (see `trained_on`).
 
     A baseline that cannot be computed (the training data moved, no embedding) does not stop the
     publish -- the version passed its gate and canary -- but is recorded with its reason, and the
     staleness monitor then gives an "error" verdict naming it instead of "no drift".
     """
     try:
-        record = build_staleness_baseline(profile, dataset_info, evaluator_onnx, embedding_npz)
+        record = build_staleness_baseline(
+            profile, dataset_info, evaluator_onnx, embedding_npz, data=data
+        )
     except BaselineError as exc:
         return {"staleness_baseline_error": str(exc)}
     return {"staleness_baseline": str(save_staleness_baseline(record, directory))}

@@ -197,6 +197,7 @@ def publish(
     *,
     allow_class_change: bool = False,
     allow_custom_gate: bool = False,
+    training_data: str | Path | None = None,
 ) -> PublishResult:
     """Publish a gated model directory so that it serves; see the module docstring.
 
@@ -206,6 +207,9 @@ def publish(
         allow_class_change: publish even when the model's classes (names or count) differ from
             the serving version's.
         allow_custom_gate: publish a model gated with bounds looser than GateConfig()'s.
+        training_data: where the model's training data (.npz) is now, when it is no longer at
+            the source dataset.json records (a Kubeflow step gets it as an input artifact); the
+            staleness baseline is computed on it, after its fingerprint is checked.
 
     Returns:
         The serving version; `created` is False when this ONNX already served.
@@ -371,6 +375,7 @@ def publish(
                     dest / contract.EVALUATOR_ONNX,
                     dest / EMBEDDING_FILE,
                     target.profile_dir,
+                    data=training_data,
                 )
             )
             registry.record(

@@ -83,3 +83,21 @@ def test_a_new_defs_module_is_picked_up(tmp_path, monkeypatch):
     assert "probe" in loc.get_top_level_resources()
     parents = loc.asset_graph.get(dg.AssetKey("downstream_model")).parent_keys
     assert parents == {dg.AssetKey("training_dataset")}
+
+
+def test_the_monitors_and_the_retrain_policy_read_one_model_repository(tmp_path, monkeypatch):
+    """GENLINE_MODEL_REPOSITORY points the drift monitors (which read the served versions'
+    serving.json, evaluator and embedding) and the retrain policy at the same repository."""
+    from dagster_project.definitions import defs as build
+
+    def resolved():  # as a run gets them: EnvVar values read now
+        defs = build().get_repository_def().get_top_level_resources()
+        wanted = {k: defs[k] for k in ("drift_monitor", "retrain_policy")}
+        with dg.build_resources(wanted) as res:
+            return str(res.drift_monitor.paths().repository), res.retrain_policy.repository()
+
+    repo = tmp_path / "elsewhere" / "triton_repo"
+    monkeypatch.setenv("GENLINE_MODEL_REPOSITORY", str(repo))
+    assert resolved() == (str(repo), str(repo))
+    monkeypatch.delenv("GENLINE_MODEL_REPOSITORY")
+    assert resolved()[0] == "triton_repo"

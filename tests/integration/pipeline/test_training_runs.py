@@ -172,7 +172,13 @@ def test_generator_model_asset_trains_through_the_pipeline_and_publishes(home, t
         triton.repository, contract.MODEL_NAME
     )
     assert serving["serving"] == 1
-    assert serving["versions"]["1"]["lineage"]["model_dir"] == str(model_dir)
+    lineage = serving["versions"]["1"]["lineage"]
+    assert lineage["model_dir"] == str(model_dir)
+    # the staleness monitor's baseline was computed at publish from the data the pipeline
+    # trained on (the validate step's artifact, whose path has no .npz suffix)
+    assert "staleness_baseline_error" not in lineage, lineage.get("staleness_baseline_error")
+    baseline = json.loads(Path(lineage["staleness_baseline"]).read_text())
+    assert baseline["dataset"]["fingerprint"] == metrics["dataset_fingerprint"]
     client = grpcclient.InferenceServerClient(triton.grpc_url)
     label = grpcclient.InferInput(contract.INPUT_LABEL, [2, 1], "INT64")  # [B, 1] in Triton
     label.set_data_from_numpy(np.array([[3], [7]], dtype=np.int64))

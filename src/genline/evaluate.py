@@ -32,6 +32,7 @@ from genline.fsutil import atomic_write_bytes, atomic_write_json
 from genline.gate import GATED_METRICS, REQUIRED_METRICS, GateConfig, GateResult, check_gate
 from genline.lineage import stamp
 from genline.model import Evaluator, load_evaluator, load_generator
+from genline.optim import Adam
 from genline.paths import state_dir
 
 SampleFn = Callable[[np.ndarray, np.ndarray], np.ndarray]  # (labels (B,), z (B,D)) -> (B,C,H,W)
@@ -55,7 +56,7 @@ def train_evaluator(splits: Splits, cfg: EvalConfig = EvalConfig()) -> Evaluator
     model = Evaluator(splits.train.num_classes, c, s)
     x = torch.from_numpy(splits.train.images)
     y = torch.from_numpy(splits.train.labels)
-    opt = torch.optim.Adam(model.parameters(), lr=2e-3)
+    opt = Adam(model.parameters(), lr=2e-3)
     gen = torch.Generator().manual_seed(cfg.evaluator_seed)
     model.train()
     for _ in range(cfg.evaluator_epochs):

@@ -25,6 +25,7 @@ from genline.data import Dataset, split
 from genline.fsutil import atomic_write_json
 from genline.lineage import new_run_id, stamp
 from genline.model import Generator, GeneratorConfig, load_generator, save_generator
+from genline.optim import AdamW
 
 
 @dataclass(frozen=True)
@@ -211,7 +212,7 @@ def train(dataset: Dataset, cfg: TrainConfig, out_dir: str | Path,
     y_val = torch.from_numpy(splits.val.labels if len(splits.val) else splits.train.labels[:256])
 
     local_bs = max(1, cfg.batch_size // world)
-    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    opt = AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     gen = torch.Generator().manual_seed(cfg.seed * 1000 + rank)
 
     history: dict[str, list[float | None]] = {"iteration": [], "train_loss": [], "val_loss": []}

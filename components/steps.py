@@ -58,13 +58,16 @@ def train_generator(
     world_size: int = 1,
     init_from: str = "",
     model_repository: str = "triton_repo",
+    iterations: int = 0,
 ):
     """Train the generator data-parallel over `world_size` processes (gloo on CPU, nccl on GPU),
-    from scratch or warm-started from a published version (`init_from`: "serving" or a number)."""
+    from scratch or warm-started from a published version (`init_from`: "serving" or a number),
+    for the preset's iterations or `iterations` when it is above 0."""
     from components.support import png_html
     from genline.data import load_npz
     from genline.distributed import DistributedConfig, train_distributed
     from genline.retrain import warm_start_dir
+    from genline.train import preset as preset_config
 
     base = warm_start_dir(model_repository, init_from)
     result = train_distributed(
@@ -73,6 +76,7 @@ def train_generator(
         model.path,
         DistributedConfig(world_size=world_size),
         init_from=base,
+        train_cfg=preset_config(preset, **({"iterations": iterations} if iterations > 0 else {})),
     )
     model.metadata.update(
         {

@@ -46,6 +46,7 @@ def _define(target: str):
         dvc_repo: str = "",
         dataset_uri: str = "",
         preset: str = "ci",
+        iterations: int = 0,
         world_size: int = 1,
         champion_version: str = "",
         target: str = target,
@@ -63,6 +64,7 @@ def _define(target: str):
         dvc_repo: the git + DVC repository of the versions; empty = genline's default.
         dataset_uri: a .npz or image folder when no version is given; empty = built-in digits.
         preset: training preset (genline.train.PRESETS).
+        iterations: optimizer steps; 0 = the preset's.
         world_size: data-parallel training processes.
         champion_version: "" (no champion), "serving", or a published version number: the
             champion is re-scored on this data; only a challenger that beats it passes.
@@ -83,6 +85,7 @@ def _define(target: str):
             trained = train_generator(
                 dataset=data.outputs["dataset"],
                 preset=preset,
+                iterations=iterations,
                 world_size=world_size,
                 init_from=init_from,
                 model_repository=model_repository,

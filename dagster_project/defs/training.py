@@ -29,6 +29,7 @@ class TrainingPipelineConfig(dg.Config):
     """Run options; anything left empty/None takes the pipeline's own default."""
 
     preset: str | None = None
+    iterations: int | None = None  # optimizer steps; None or 0: the preset's
     world_size: int | None = None
     champion_version: str | None = None
     target: str = "cpu"

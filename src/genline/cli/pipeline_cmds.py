@@ -29,6 +29,7 @@ def pipeline() -> None:
     help="An .npz or image folder when no version is given (default: built-in digits).",
 )
 @click.option("--preset", default=None, help="Training preset (ci, default).")
+@click.option("--iterations", type=int, default=None, help="Optimizer steps (default: the preset's).")
 @click.option("--world-size", type=int, default=None, help="Data-parallel training processes.")
 @click.option(
     "--champion-version",
@@ -59,6 +60,7 @@ def run_cmd(
     dvc_repo,
     dataset_uri,
     preset,
+    iterations,
     world_size,
     champion_version,
     target,
@@ -82,6 +84,7 @@ def run_cmd(
         "dvc_repo": dvc_repo,
         "dataset_uri": dataset_uri,
         "preset": preset,
+        "iterations": iterations,
         "world_size": world_size,
         "champion_version": champion_version,
         "target": target,

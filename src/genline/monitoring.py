@@ -94,41 +94,88 @@ def error_verdict(monitor: str, reason: str, *, n: int = 0, **window: Any) -> Ve
     )
 
 
-def newest_real_data(paths: MonitorPaths, trained_on: dict[str, Any]):
-    """(dataset, what it is): the union of accepted batches, or -- before any batch was
-    accepted -- the data the version was trained on (the newest real data there is).
+def trained_days(paths: MonitorPaths, model: str, version: int) -> list[str] | None:
+    """The accepted days a published version was trained on, from its lineage record (the
+    data version's batches, recorded at publish); None when that is not recorded (a version
+    trained on a path or the built-in digits, or published without the pipeline)."""
+    from genline.lineage_record import LineageError
+    from genline.lineage_report import read_record
+
+    root = paths.state_root or _state_root()
+    try:
+        record = read_record(version, model, Path(root) / "lineage")
+    except LineageError:
+        return None
+    link = next((x for x in record["links"] if x.get("link") == "batches"), None)
+    if not link or link.get("status") != "recorded" or not isinstance(link.get("value"), list):
+        return None
+    return [str(b["day"]) for b in link["value"] if "day" in b]
+
+
+def newest_real_data(
+    paths: MonitorPaths,
+    trained_on: dict[str, Any],
+    model: str = contract.MODEL_NAME,
+    version: int | None = None,
+    min_per_label: int = 1,
+):
+    """(dataset, what it is): the newest real data the version is judged against.
+
+    1. The accepted batches the version was never trained on (days after its data version,
+       from its lineage), when some label has at least `min_per_label` rows: the world as it
+       is now, none of it fitted by the model, so used whole.
+    2. Otherwise the newest data version (the union of accepted batches), of which only the
+       held-out rows count: a generator sits closer to the images it was trained on.
+    3. Before any batch was accepted: the data the version was trained on, held out.
 
     Args:
-        paths: `state_root` holds the accepted batches.
+        paths: `state_root` holds the accepted batches and the lineage records.
         trained_on: the staleness baseline's `dataset` record (source, fingerprint, shape).
+        model, version: the version judged (its lineage names the days it was trained on).
+        min_per_label: rows a label needs for the unseen batches to be judged on their own.
     """
+    import numpy as np
+
     from genline.data import DataError
     from genline.ingest import BatchStore, build_training_dataset
+    from genline.ingest.store import accepted_days
+    from genline.ingest.training_set import union_of_days
+    from genline.serving.profile import held_out
     from genline.serving.profile import trained_on as load_trained_on
 
     store = BatchStore(paths.state_root or _state_root())
+    days = accepted_days(store)
+    seen = trained_days(paths, model, version) if version is not None else None
+    unseen = [d for d in days if seen is not None and d not in set(seen)]
+    if unseen:
+        ds = union_of_days(store, unseen)
+        if np.bincount(ds.labels, minlength=ds.num_classes).max() >= min_per_label:
+            span = unseen[0] if len(unseen) == 1 else f"{unseen[0]}..{unseen[-1]}"
+            return ds, (f"{len(unseen)} accepted batches version {version} was not trained on "
+                        f"({span}, {ds.fingerprint[:12]})")
     try:
         ds = build_training_dataset(store)
     except DataError as exc:
         if "no accepted batches" not in str(exc):
             raise
         ds = load_trained_on(trained_on)
-        return ds, f"training data {trained_on.get('source')} ({ds.fingerprint[:12]}), held out"
-    return ds, f"accepted batches in {store.accepted} ({ds.fingerprint[:12]}), held out"
+        what = f"training data {trained_on.get('source')} ({ds.fingerprint[:12]}), held out"
+        return held_out(ds), what
+    what = f"accepted batches in {store.accepted} ({ds.fingerprint[:12]}), held out"
+    return held_out(ds), what
 
 
 def _real_features(
-    paths: MonitorPaths, model: str, version: int, trained_on: dict, cache: dict
+    paths: MonitorPaths, model: str, version: int, trained_on: dict, cache: dict,
+    min_per_label: int = 1,
 ) -> tuple[pd.DataFrame, str]:
     """The newest real data as drift rows, through this version's evaluator and embedding
     (cached per version within one evaluation)."""
     from genline.embedding import Embedding, real_features
-    from genline.serving.profile import held_out
 
     if version not in cache:
         vdir = version_dir(paths, model, version)
-        ds, what = newest_real_data(paths, trained_on)
-        ds = held_out(ds)
+        ds, what = newest_real_data(paths, trained_on, model, version, min_per_label)
         embedding = Embedding.load(vdir / feat.EMBEDDING_FILE)
         real = real_features(ds.images, ds.labels, vdir / contract.EVALUATOR_ONNX, embedding)
         cache[version] = (real, what)
@@ -200,7 +247,8 @@ def judge(
         if monitor == "staleness":
             record = load_staleness_baseline(model, version, paths.profile_dir)
             real, what = _real_features(
-                paths, model, version, record["dataset"], {} if cache is None else cache
+                paths, model, version, record["dataset"], {} if cache is None else cache,
+                min_per_label=cfg.min_samples,
             )
             verdict = drift.staleness(
                 current, real, record["baseline"], cfg, report_dir=report_dir, **window

@@ -177,6 +177,7 @@ class Demo(Plumbing):
         version = self.serving()
         self.facts["v1"] = version
         fd = (meta.get("metrics") or {}).get("fd_ratio")
+        fd = f"{fd:.3f}" if isinstance(fd, int | float) else fd
         return (f"preset {self.opts.preset}: gate passed (fd_ratio {fd}), published as version "
                 f"{version}", f"{DAGSTER_UI}/runs/{out.get('run_id')}")
 
@@ -228,8 +229,11 @@ class Demo(Plumbing):
 
         v = self.wait(f"a staleness drift verdict for version {version}", probe)
         self.facts["detected_at_mono"] = time.monotonic()
-        return (f"version {v.version} stale in window {v.window_key}: {v.reason}"[:200],
-                v.report or "")
+        self.facts["stale_excess"] = v.scores.get("mmd2_excess")
+        return (f"version {v.version} stale in window {v.window_key}: MMD^2 excess "
+                f"{v.scores.get('mmd2_excess', float('nan')):.3f} > "
+                f"{v.thresholds.get('mmd2_excess', float('nan')):.3f} against "
+                f"{v.details.get('real_data', 'the newest data')}"[:240], v.report or "")
 
     def stage_alert(self) -> tuple[str, str]:
         """The drift.stale_model alert, delivered to the file receiver (and any configured)."""
@@ -300,8 +304,11 @@ class Demo(Plumbing):
         v = self.wait(f"a staleness verdict for version {version}", probe)
         if v.status != "no_drift":
             raise DemoError(f"version {version} is still stale: {v.reason}")
-        return (f"version {v.version} in window {v.window_key}: no drift ({v.reason})"[:200],
-                v.report or "")
+        return (f"version {v.version} in window {v.window_key}: no drift, MMD^2 excess "
+                f"{v.scores.get('mmd2_excess', float('nan')):.3f} against "
+                f"{v.details.get('real_data', 'the newest data')} (it was trained on the new "
+                f"batches; version {self.facts.get('v1')} was stale at "
+                f"{self.facts.get('stale_excess', float('nan')):.3f})"[:300], v.report or "")
 
     # --- driver -----------------------------------------------------------------------------
 

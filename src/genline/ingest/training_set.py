@@ -28,6 +28,20 @@ def build_training_dataset(store: BatchStore, as_of: str | None = None) -> Datas
             + (f" up to {as_of}" if as_of else "")
             + ": ingest some days first"
         )
+    return union_of_days(store, days)
+
+
+def union_of_days(store: BatchStore, days: list[str]) -> Dataset:
+    """The union of the accepted batches of `days` (oldest first), without duplicate rows.
+
+    Raises:
+        DataError: a day has no accepted batch, or batches disagree on classes or shape.
+    """
+    if not days:
+        raise DataError("no days given: the union of no batches is empty")
+    missing = [d for d in days if not (store.accepted / d / BATCH_FILE).is_file()]
+    if missing:
+        raise DataError(f"no accepted batch for {missing} in {store.accepted}")
     union = concat(
         [load_npz(store.accepted / d / BATCH_FILE) for d in days],
         source=f"accepted:{days[0]}..{days[-1]}",

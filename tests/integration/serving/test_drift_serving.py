@@ -16,7 +16,9 @@ logged requests, so other traffic never enters it.
 
 from __future__ import annotations
 
+import json
 import shutil
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -161,6 +163,52 @@ def test_a_window_below_the_minimum_is_insufficient_data(drift_server, cfg):
         (v,) = judge(drift_server, cfg, monitor, "few", ids)
         assert v.status == "insufficient_data", (monitor, v.status, v.reason)
         assert not v.drifted and alert_for(v) is None
+
+
+def _accepted_state(root: Path, plain_days: list[str], thick_days: list[str], trained: list[str]):
+    """A state dir whose accepted batches are digits (`plain_days`) and held-out digits drawn
+    thicker (`thick_days`), and version 1's lineage naming the days it was trained on."""
+    from genline.data import load_builtin, save_npz
+    from genline.ingest import BatchStore
+    from genline.ingest.simulation import styled
+    from genline.ingest.store import BATCH_FILE
+    from genline.lineage_record import SCHEMA, record_path
+
+    digits = load_builtin()
+    parts = np.array_split(np.random.default_rng(0).permutation(len(digits)), 4)
+    store = BatchStore(root)
+    for day, idx in zip(plain_days, parts[:2], strict=False):
+        save_npz(digits.subset(idx), store.accepted / day / BATCH_FILE)
+    for day, idx in zip(thick_days, parts[2:], strict=False):
+        save_npz(styled(digits.subset(idx), "thick"), store.accepted / day / BATCH_FILE)
+    path = record_path(contract.MODEL_NAME, 1, root / "lineage")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"schema": SCHEMA, "links": [
+        {"link": "batches", "status": "recorded", "value": [{"day": d} for d in trained]}]}))
+
+
+def test_staleness_judges_the_batches_the_version_never_saw(drift_server, cfg, tmp_path):
+    """New-style batches accepted after the version's data version are the world as it is now:
+    judged on their own they show the shift at full strength; once the version's lineage
+    includes them, they are part of its data and the union (held out) is the reference."""
+    plain, thick = ["2026-11-01", "2026-11-02"], ["2026-11-03", "2026-11-04"]
+    ids = send(drift_server, "unseen", per_label=cfg.min_samples, seed=7)
+    start, end = window_of(drift_server, ids)
+
+    def staleness(state: Path):
+        paths = replace(paths_of(drift_server), state_root=state, verdict_dir=state / "drift")
+        (v,) = evaluate_window("staleness", "unseen", start, end, cfg, paths)
+        return v
+
+    _accepted_state(tmp_path / "a", plain, thick, trained=plain)
+    v = staleness(tmp_path / "a")
+    assert v.details["real_data"].startswith("2 accepted batches version 1 was not trained on "
+                                             "(2026-11-03..2026-11-04"), v.details
+    assert v.status == "drift" and v.scores["mmd2_excess"] > 4 * cfg.staleness_margin, v.reason
+    _accepted_state(tmp_path / "b", plain, thick, trained=plain + thick)
+    v = staleness(tmp_path / "b")
+    assert v.details["real_data"].startswith("accepted batches in ") and "held out" in v.details[
+        "real_data"], v.details
 
 
 def broken_copy(

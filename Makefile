@@ -8,7 +8,7 @@ OUT    ?= out
 export GENLINE_HOME ?= $(CURDIR)/.genline
 
 TRITON_URL ?= 127.0.0.1:8001
-PRESET     ?= default
+PRESET     ?= ci
 # VERBOSE=1: echo recipe lines and show the full Dagster/kfp.local output.
 Q := $(if $(VERBOSE),,@)
 
@@ -56,33 +56,33 @@ lock: $(UV)
 	echo 'uv==$(UV_VERSION)' | $(UV) pip compile - --generate-hashes \
 	  --custom-compile-command 'make lock' -q -o requirements-uv.lock
 
-# The main job, end to end on the built-in digits: Triton and the Dagster UI start in the
-# background (reused if this state dir already runs them); Dagster ingests the daily batches
-# (Great Expectations checks, quarantine), versions training_dataset with DVC, then its
-# generator_model asset runs the Kubeflow pipeline (kfp.local): validate -> train -> evaluate +
-# gate -> export -> publish to Triton; finally an app-style gRPC request draws a grid.
-# It prints one line per stage; the full Dagster/kfp.local output goes to a log file under
-# $(GENLINE_HOME)/run/ (printed). VERBOSE=1 make demo shows everything.
-STATUS_JSON = $(GENLINE_HOME)/run/serve-status.json
+# The main job, the whole loop on the built-in digits (`genline demo`, docs/demo.md), in a fresh
+# state dir $(DEMO_HOME) (the previous demo's services are stopped and its state removed first):
+# Triton and the Dagster UI (webserver + daemon) start in the background; Dagster ingests the
+# history (Great Expectations checks, quarantine) and versions it with DVC; the Kubeflow pipeline
+# (kfp.local) trains, gates, exports and publishes to Triton; app traffic flows; new deliveries in
+# a thicker style arrive and are accepted with an input-drift warning; the drift schedule finds
+# the serving version stale, an alert is delivered, the retrain sensor (run by the daemon)
+# retrains on the new data version, the challenger wins and serves, and staleness resolves. It
+# prints a timeline (stage, time, outcome, link) and leaves Triton, the UI and the reports up.
+DEMO_HOME  ?= $(GENLINE_HOME)/demo
 demo: setup
-	$(Q)$(GL) serve --background
-	$(Q)$(GL) ui --background
-	$(Q)$(GL) data materialize --train --preset $(PRESET) --publish $(if $(VERBOSE),--verbose) \
-	  --model-repository triton_repo --triton-url $(TRITON_URL)
+	-$(Q)GENLINE_HOME=$(DEMO_HOME) $(GL) serve --stop > /dev/null 2>&1
+	-$(Q)GENLINE_HOME=$(DEMO_HOME) $(GL) ui --stop > /dev/null 2>&1
+	$(Q)rm -rf $(DEMO_HOME)
+	$(Q)GENLINE_HOME=$(DEMO_HOME) $(GL) demo --preset $(PRESET) --triton-url $(TRITON_URL)
 	@mkdir -p $(OUT)
-	$(Q)$(GL) generate --label 7 -n 16 --seed 1 --out $(OUT)/grid_served.png --url $(TRITON_URL)
-	$(Q)$(GL) serve --status $(if $(VERBOSE),,> $(STATUS_JSON) || (cat $(STATUS_JSON); exit 1))
-	@echo "Triton runs in the background: gRPC $(TRITON_URL) (model genline_generator),"
-	@echo "  HTTP 127.0.0.1:8000, metrics http://127.0.0.1:8002/metrics; client example: docs/serving.md"
-	@echo "Dagster UI: http://127.0.0.1:3000   grid from Triton: $(OUT)/grid_served.png"
-	@echo "Stop both with: make stop"
+	$(Q)GENLINE_HOME=$(DEMO_HOME) $(GL) generate --label 7 -n 16 --seed 1 \
+	  --out $(OUT)/grid_served.png --url $(TRITON_URL)
 
 # The Dagster UI (foreground) on the persistent instance under $(GENLINE_HOME)/dagster_home.
 ui: setup
 	$(GL) ui
 
-# Stop what `make demo` left running.
+# Stop what `make demo` (and `make ui`, `genline serve --background`) left running.
 stop:
+	-$(Q)GENLINE_HOME=$(DEMO_HOME) $(GL) serve --stop
+	-$(Q)GENLINE_HOME=$(DEMO_HOME) $(GL) ui --stop
 	-$(GL) serve --stop
 	-$(GL) ui --stop
 

@@ -55,15 +55,21 @@ def ci_model_dir(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPa
     code retrains and an unchanged tree reuses it (a fresh CI clone trains once). Treat it as
     read-only: copy it before changing files in it.
     """
+    import fcntl
+
     from genline.workflow import run_training
 
-    cache = Path(request.config.cache.mkdir("genline_ci_model")) / _source_key()
-    if (cache / contract.GATE).is_file() and (cache / contract.EXPORT_REPORT).is_file():
-        return cache
-    tmp = tmp_path_factory.mktemp("ci_model")
-    run_training(digits, "ci", tmp / "model", progress=False)
-    shutil.rmtree(cache, ignore_errors=True)
-    os.replace(tmp / "model", cache)
+    root = Path(request.config.cache.mkdir("genline_ci_model"))
+    cache = root / _source_key()
+    # parallel test workers (pytest-xdist) share the cache: one trains, the others wait for it
+    with open(root / ".lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if (cache / contract.GATE).is_file() and (cache / contract.EXPORT_REPORT).is_file():
+            return cache
+        tmp = tmp_path_factory.mktemp("ci_model")
+        run_training(digits, "ci", tmp / "model", progress=False)
+        shutil.rmtree(cache, ignore_errors=True)
+        os.replace(tmp / "model", cache)
     return cache
 
 

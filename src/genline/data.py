@@ -33,18 +33,62 @@ class DataConfig:
     """How images are brought to one shape.
 
     Attributes:
-        image_size: side length H = W after resizing.
-        channels: 1 (grayscale) or 3 (RGB).
+        image_size: side length H = W after resizing; None: the images' own size (see
+            `native`): their shared size, or the most common one when sizes are mixed, at most
+            MAX_NATIVE_SIZE on the long side.
+        channels: 1 (grayscale) or 3 (RGB); None: 3 when any image is in colour, else 1.
     """
 
-    image_size: int = 8
-    channels: int = 1
+    image_size: int | None = 8
+    channels: int | None = 1
 
     def __post_init__(self) -> None:
-        if not 4 <= self.image_size <= 256:
+        if self.image_size is not None and not 4 <= self.image_size <= 256:
             raise DataError(f"image_size {self.image_size} outside 4-256")
-        if self.channels not in (1, 3):
+        if self.channels not in (1, 3, None):
             raise DataError(f"channels must be 1 or 3, got {self.channels}")
+
+    @property
+    def is_resolved(self) -> bool:
+        return self.image_size is not None and self.channels is not None
+
+    def native(self, sizes: Sequence[tuple[int, int]],
+               channels: Sequence[int]) -> tuple[DataConfig, str | None]:
+        """Fill in the fields left to the data: (resolved config, a note saying what was
+        chosen when the images did not already agree on it, else None).
+
+        Args:
+            sizes: (height, width) of each image as stored.
+            channels: channels of each image as stored (1 or 3).
+        """
+        from collections import Counter
+
+        notes = []
+        size, chans = self.image_size, self.channels
+        if size is None:
+            counts = Counter(tuple(int(v) for v in hw) for hw in sizes)
+            (h, w), _ = counts.most_common(1)[0]
+            size = max(h, w)
+            if len(counts) > 1:
+                notes.append(f"images come in {len(counts)} sizes: trained at the most common, "
+                             f"{h}x{w} ({counts[(h, w)]} of {sum(counts.values())} images)"
+                             + (" made square" if h != w else ""))
+            elif h != w:
+                notes.append(f"images are {h}x{w}: made square at {size}x{size}")
+            if size > MAX_NATIVE_SIZE:
+                notes.append(f"images of {size} px on the long side are resized to "
+                             f"{MAX_NATIVE_SIZE} (the largest native size; --image-size to "
+                             "choose another)")
+                size = MAX_NATIVE_SIZE
+            size = max(size, 4)
+        if chans is None:
+            chans = 3 if any(int(c) == 3 for c in channels) else 1
+        note = "; ".join(notes) if notes else None
+        return DataConfig(image_size=size, channels=chans), note
+
+
+MAX_NATIVE_SIZE = 64
+NATIVE = DataConfig(image_size=None, channels=None)  # the images' own size and channels
 
 
 @dataclass(frozen=True, eq=False)
@@ -277,6 +321,8 @@ def load_builtin(cfg: DataConfig = DataConfig()) -> Dataset:
     """The UCI handwritten digits shipped in scikit-learn: 1,797 images, values 0-16, 10 classes."""
     raw, target = _uci_digits()
     images = (raw.astype(np.float32) / 16.0)[:, None]  # (N, 1, 8, 8)
+    if not cfg.is_resolved:
+        cfg, _ = cfg.native([(8, 8)], [1])
     images = resize_images(images, cfg)
     return make_dataset(images, target, [str(d) for d in range(10)], "builtin:uci-digits")
 
@@ -354,7 +400,11 @@ def load_npz(path: str | Path, cfg: DataConfig | None = None) -> Dataset:
     check_arrays(images, labels, classes, where)  # NaN/range before resizing hides them
     note = None
     if cfg is not None:
-        note = resize_note([images.shape[2:]] * len(images), cfg)
+        sizes = [images.shape[2:]] * len(images)
+        if not cfg.is_resolved:
+            cfg, note = cfg.native(sizes, [images.shape[1]])
+        if note is None:
+            note = resize_note(sizes, cfg)
         images = resize_images(images, cfg)
     ds = make_dataset(images, labels, classes, where)
     return replace(ds, notes=(note,)) if note else ds

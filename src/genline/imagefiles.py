@@ -34,14 +34,24 @@ def _decode_image(path: Path, cfg: DataConfig) -> np.ndarray:
         raise DataError(f"{path}: not an image file (accepted: {', '.join(IMAGE_SUFFIXES)})")
     if path.stat().st_size == 0:
         raise DataError(f"{path}: zero-byte file")
-    mode = "L" if cfg.channels == 1 else "RGB"
     try:
         with Image.open(path) as im:
             im.load()
+            if cfg.channels is not None:
+                mode = "L" if cfg.channels == 1 else "RGB"
+            else:  # native: gray stays gray
+                gray = im.mode in ("1", "L", "LA", "I", "I;16", "F") or (
+                    im.mode == "P" and _palette_is_gray(im))
+                mode = "L" if gray else "RGB"
             arr = np.asarray(im.convert(mode), np.float32) / 255.0
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
         raise DataError(f"{path}: cannot be read as an image ({exc})") from exc
     return arr[None] if arr.ndim == 2 else arr.transpose(2, 0, 1)  # (C, h, w)
+
+
+def _palette_is_gray(im) -> bool:
+    pal = np.asarray(im.convert("RGB"), np.int16)
+    return bool((pal[..., 0] == pal[..., 1]).all() and (pal[..., 1] == pal[..., 2]).all())
 
 
 def load_image_folder(path: str | Path, cfg: DataConfig = DataConfig()) -> Dataset:
@@ -59,7 +69,7 @@ def load_image_folder(path: str | Path, cfg: DataConfig = DataConfig()) -> Datas
         found = f"; found files {stray[:3]}" if stray else ", the folder is empty"
         raise DataError(f"{root}: no class subfolders found (expected one subfolder per class"
                         f"{found})")
-    images, labels, sizes = [], [], []
+    decoded, labels, sizes = [], [], []
     for k, cdir in enumerate(class_dirs):
         files = sorted(p for p in cdir.iterdir() if p.is_file() and not p.name.startswith("."))
         if not files:
@@ -67,9 +77,13 @@ def load_image_folder(path: str | Path, cfg: DataConfig = DataConfig()) -> Datas
         for f in files:
             arr = _decode_image(f, cfg)
             sizes.append(arr.shape[1:])
-            images.append(resize_images(arr[None], cfg)[0])
+            decoded.append(arr)
             labels.append(k)
+    note = None
+    if not cfg.is_resolved:  # the images' own size and channels
+        cfg, note = cfg.native(sizes, [a.shape[0] for a in decoded])
+    images = [resize_images(a[None], cfg)[0] for a in decoded]
     ds = make_dataset(np.stack(images), np.array(labels), [d.name for d in class_dirs],
                       f"folder:{root}")
-    note = resize_note(sizes, cfg)
+    note = note or resize_note(sizes, cfg)
     return replace(ds, notes=(note,)) if note else ds

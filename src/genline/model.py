@@ -22,6 +22,9 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+SOLVERS = ("midpoint", "euler")
+SPACES = ("pixel", "pca")
+
 
 @dataclass(frozen=True)
 class GeneratorConfig:
@@ -33,8 +36,15 @@ class GeneratorConfig:
         hidden: width of the velocity MLP.
         depth: number of residual blocks.
         time_dim: width of the sinusoidal time embedding.
-        sample_steps: midpoint steps of the exported sampler.
-        guidance: classifier-free guidance weight w (0 = conditional field only).
+        sample_steps: steps of the exported sampler.
+        guidance: classifier-free guidance weight w (0 = conditional field only, one network
+            evaluation per velocity instead of two).
+        solver: "midpoint" (two velocity evaluations per step) or "euler" (one).
+        space: where the flow runs: "pixel" (on the C*S*S pixels) or "pca" (on the leading
+            `components` whitened principal components of the training images, decoded by a
+            fixed linear map; the next `tail` components are drawn from N(0, 1) as they are, so
+            the texture PCA would discard is still there). The basis is part of the weights.
+        components, tail: pca only, see `space`.
     """
 
     num_classes: int = 10
@@ -45,14 +55,46 @@ class GeneratorConfig:
     time_dim: int = 64
     sample_steps: int = 10
     guidance: float = 0.5
+    solver: str = "midpoint"
+    space: str = "pixel"
+    components: int = 0
+    tail: int = 0
+
+    def __post_init__(self) -> None:
+        if self.solver not in SOLVERS:
+            raise ValueError(f"solver must be one of {SOLVERS}, got {self.solver!r}")
+        if self.space not in SPACES:
+            raise ValueError(f"space must be one of {SPACES}, got {self.space!r}")
+        if self.space == "pca" and not 1 <= self.components <= self.pixel_dim - self.tail:
+            raise ValueError(f"a pca generator needs 1 <= components <= {self.pixel_dim} - tail, "
+                             f"got components={self.components}, tail={self.tail}")
+        if self.sample_steps < 1:
+            raise ValueError(f"sample_steps must be >= 1, got {self.sample_steps}")
+
+    @property
+    def pixel_dim(self) -> int:
+        return self.channels * self.image_size * self.image_size
+
+    @property
+    def flow_dim(self) -> int:
+        """Dimensions the velocity network works in."""
+        return self.pixel_dim if self.space == "pixel" else self.components
 
     @property
     def latent_dim(self) -> int:
-        return self.channels * self.image_size * self.image_size
+        """Width of the noise input z (the served graph's `z`)."""
+        return self.pixel_dim if self.space == "pixel" else self.components + self.tail
 
     @property
     def image_shape(self) -> tuple[int, int, int]:
         return (self.channels, self.image_size, self.image_size)
+
+    @property
+    def evaluations(self) -> int:
+        """Velocity-network evaluations per image (a guided evaluation counts twice: the
+        conditional and the unconditional halves)."""
+        per_step = 2 if self.solver == "midpoint" else 1
+        return self.sample_steps * per_step * (2 if self.guidance else 1)
 
 
 def time_embedding(t: torch.Tensor, dim: int) -> torch.Tensor:
@@ -82,7 +124,7 @@ class VelocityNet(nn.Module):
     def __init__(self, cfg: GeneratorConfig) -> None:
         super().__init__()
         self.cfg = cfg
-        d, w = cfg.latent_dim, cfg.hidden
+        d, w = cfg.flow_dim, cfg.hidden
         self.label_emb = nn.Embedding(cfg.num_classes + 1, w)  # + the null class
         self.time_mlp = nn.Sequential(nn.Linear(cfg.time_dim, w), nn.SiLU(), nn.Linear(w, w))
         self.inp = nn.Linear(d, w)
@@ -102,16 +144,58 @@ class VelocityNet(nn.Module):
 
 
 class Generator(nn.Module):
-    """forward(label (B,) int64, z (B, D) float32) -> image (B, C, H, W) in [0, 1]."""
+    """forward(label (B,) int64, z (B, latent_dim) float32) -> image (B, C, H, W) in [0, 1]."""
 
     def __init__(self, cfg: GeneratorConfig) -> None:
         super().__init__()
         self.cfg = cfg
         self.net = VelocityNet(cfg)
+        if cfg.space == "pca":  # set by fit_pca, saved with the weights
+            k = cfg.components + cfg.tail
+            self.register_buffer("pca_mean", torch.zeros(cfg.pixel_dim))
+            self.register_buffer("pca_basis", torch.zeros(k, cfg.pixel_dim))  # orthonormal rows
+            self.register_buffer("pca_std", torch.ones(k))  # sqrt of each component's variance
+
+    @torch.no_grad()
+    def fit_pca(self, x: torch.Tensor) -> dict[str, float]:
+        """Fit the pca space to training pixels x (N, pixel_dim) in [-1, 1].
+
+        Returns:
+            The share of the pixel variance the flow components and the tail explain.
+        """
+        cfg = self.cfg
+        if cfg.space != "pca":
+            raise ValueError("fit_pca is for space='pca' generators")
+        k = cfg.components + cfg.tail
+        if k > len(x) - 1:
+            raise ValueError(f"{cfg.components} + {cfg.tail} components need more than {k} "
+                             f"training images, got {len(x)}")
+        mean = x.mean(0)
+        _, s, vh = torch.linalg.svd(x - mean, full_matrices=False)
+        var = s**2 / (len(x) - 1)
+        self.pca_mean.copy_(mean)
+        self.pca_basis.copy_(vh[:k])
+        self.pca_std.copy_(var[:k].sqrt().clamp_min(1e-6))
+        total = float(var.sum())
+        return {"flow_explained": float(var[: cfg.components].sum()) / total,
+                "tail_explained": float(var[cfg.components : k].sum()) / total}
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        """Pixels (B, pixel_dim) in [-1, 1] -> the flow's space (B, flow_dim)."""
+        if self.cfg.space == "pixel":
+            return x
+        k = self.cfg.components
+        return ((x - self.pca_mean) @ self.pca_basis[:k].T) / self.pca_std[:k]
+
+    def decode(self, coeffs: torch.Tensor) -> torch.Tensor:
+        """The flow's output joined with the tail, (B, latent_dim) -> pixels (B, pixel_dim)."""
+        if self.cfg.space == "pixel":
+            return coeffs
+        return self.pca_mean + (coeffs * self.pca_std) @ self.pca_basis
 
     def flow_loss(self, x1: torch.Tensor, y: torch.Tensor, z: torch.Tensor,
                   t: torch.Tensor) -> torch.Tensor:
-        """Conditional flow-matching loss for data x1 (B, D) in [-1, 1]."""
+        """Conditional flow-matching loss for data x1 (B, flow_dim) in the flow's space."""
         xt = (1 - t[:, None]) * z + t[:, None] * x1
         return F.mse_loss(self.net(xt, t, y), x1 - z)
 
@@ -125,21 +209,44 @@ class Generator(nn.Module):
         v_c, v_u = v[: x.shape[0]], v[x.shape[0]:]
         return v_c + w * (v_c - v_u)
 
-    def forward(self, label: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
-        x = z  # (B, D) at t = 0
+    def sample_flow(self, label: torch.Tensor, x: torch.Tensor, start_step: int = 0,
+                    until_step: int | None = None) -> torch.Tensor:
+        """Integrate the flow from x (B, flow_dim) at step `start_step` (t = start_step / steps)
+        up to step `until_step` (the end by default); unrolled into the ONNX graph on export."""
         n = self.cfg.sample_steps
         dt = 1.0 / n
-        for i in range(n):  # midpoint rule, unrolled on export
+        for i in range(start_step, n if until_step is None else until_step):
             t = i * dt
             v = self.guided_velocity(x, t, label)
-            v_mid = self.guided_velocity(x + 0.5 * dt * v, t + 0.5 * dt, label)
-            x = x + dt * v_mid
+            if self.cfg.solver == "midpoint":
+                v = self.guided_velocity(x + 0.5 * dt * v, t + 0.5 * dt, label)
+            x = x + dt * v
+        return x
+
+    def forward(self, label: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+        if self.cfg.space == "pixel":
+            x = self.sample_flow(label, z)  # (B, D): the flow runs on z itself
+        else:
+            k = self.cfg.components
+            x = self.decode(torch.cat([self.sample_flow(label, z[:, :k]), z[:, k:]], 1))
         img = ((x + 1.0) * 0.5).clamp(0.0, 1.0)
         return img.unflatten(1, self.cfg.image_shape)  # (B, C, H, W)
 
 
+def downsamplings(image_size: int) -> int:
+    """Stride-2 stages that bring `image_size` down to 8 or less (0 for 8x8 images)."""
+    n = 0
+    while image_size > 8:
+        image_size, n = (image_size + 1) // 2, n + 1
+    return n
+
+
 class Evaluator(nn.Module):
-    """Small CNN: image (B, C, H, W) -> (logits (B, K), features (B, F))."""
+    """Small CNN: image (B, C, H, W) -> (logits (B, K), features (B, F)).
+
+    Two 3x3 convolutions, then one stride-2 stage per halving down to 8x8 (none for 8x8
+    images, two for 32x32): the receptive field grows with the image instead of staying 5x5.
+    """
 
     feature_dim = 128
 
@@ -149,14 +256,17 @@ class Evaluator(nn.Module):
         self.conv = nn.Sequential(
             nn.Conv2d(channels, 32, 3, padding=1), nn.ReLU(),
             nn.Conv2d(32, 64, 3, padding=1), nn.ReLU(),
-            nn.AdaptiveAvgPool2d(4),  # (B, 64, 4, 4) whatever the input size
         )
+        self.down = nn.Sequential(*(layer for _ in range(downsamplings(image_size)) for layer in (
+            nn.Conv2d(64, 64, 3, stride=2, padding=1), nn.ReLU())))
+        self.pool = nn.AdaptiveAvgPool2d(4)  # (B, 64, 4, 4) whatever the size left
         self.fc = nn.Linear(64 * 16, self.feature_dim)
         self.head = nn.Linear(self.feature_dim, num_classes)
         self.drop = nn.Dropout(0.2)
 
     def forward(self, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        feats = F.relu(self.fc(self.conv(image).flatten(1)))  # (B, F)
+        h = self.pool(self.down(self.conv(image)))
+        feats = F.relu(self.fc(h.flatten(1)))  # (B, F)
         return self.head(self.drop(feats)), feats
 
     def args(self) -> dict[str, int]:

@@ -24,7 +24,7 @@ from genline import contract
 from genline.data import Dataset, split
 from genline.fsutil import atomic_write_json
 from genline.lineage import new_run_id, stamp
-from genline.model import Generator, GeneratorConfig, load_generator, save_generator
+from genline.model import SPACES, Generator, GeneratorConfig, load_generator, save_generator
 from genline.optim import AdamW
 
 
@@ -48,6 +48,14 @@ class TrainConfig:
         architecture_from_init: fine-tuning: the architecture is the warm-start checkpoint's
             (the `generator` fields are ignored) and a warm start is required. Otherwise a warm
             start must match `generator` exactly.
+        space: where the flow runs (GeneratorConfig.space): "pixel", "pca", or "auto": pixels
+            up to AUTO_PIXEL_MAX_SIZE (the 8x8 digits), principal components above (measured in
+            docs/benchmarks.md "Native resolution": an MLP flow on raw 16x16+ pixels does not
+            reach the gate within these budgets).
+        pca_components, pca_tail: the pca space's flow and tail widths (GeneratorConfig), cut
+            to the rank the training images allow. 32 + 96 measured on 32x32 photo tiles
+            (1,500 iterations): fd_ratio 2.29 with 32 flow components, 2.44 with 16, 11.0 with
+            128 (+256 tail, 2,250 iterations): a wide flow space is too much for ~500 images.
     """
 
     generator: GeneratorConfig = field(default_factory=GeneratorConfig)
@@ -62,16 +70,33 @@ class TrainConfig:
     patience: int = 8
     seed: int = 0
     architecture_from_init: bool = False
+    space: str = "auto"
+    pca_components: int = 32
+    pca_tail: int = 96
 
-    def generator_config(self, ds: Dataset) -> GeneratorConfig:
-        """The architecture, sized for `ds` (classes and image shape)."""
+    def __post_init__(self) -> None:
+        if self.space not in ("auto", *SPACES):
+            raise ValueError(f"space must be 'auto' or one of {SPACES}, got {self.space!r}")
+
+    def generator_config(self, ds: Dataset, train_rows: int | None = None) -> GeneratorConfig:
+        """The architecture, sized for `ds` (classes, image shape; the pca space's widths are
+        cut to what `train_rows` training images can span)."""
         c, s, _ = ds.image_shape
-        return replace(self.generator, num_classes=ds.num_classes, channels=c, image_size=s)
+        sized = replace(self.generator, num_classes=ds.num_classes, channels=c, image_size=s)
+        space = self.space if self.space != "auto" else (
+            "pixel" if s <= AUTO_PIXEL_MAX_SIZE else "pca")
+        if space == "pixel":
+            return replace(sized, space="pixel", components=0, tail=0)
+        rank = min(c * s * s, (train_rows if train_rows is not None else len(ds)) - 1)
+        k = min(self.pca_components, rank)
+        return replace(sized, space="pca", components=k, tail=min(self.pca_tail, rank - k))
 
 
-# GeneratorConfig fields a preset may override by name (the rest come from the data)
+AUTO_PIXEL_MAX_SIZE = 8
+# GeneratorConfig fields a preset may override by name (the data decides num_classes, channels
+# and image_size; TrainConfig.space and pca_* decide the space and its widths)
 ARCHITECTURE_FIELDS = frozenset(f.name for f in fields(GeneratorConfig)) - {
-    "num_classes", "channels", "image_size"}
+    "num_classes", "channels", "image_size", "space", "components", "tail"}
 
 PRESETS: dict[str, TrainConfig] = {
     # well under a minute on 2 cores, still passes the gate on the built-in digits
@@ -122,7 +147,7 @@ class TrainResult:
     world_size: int = 1
 
 
-def _to_flow_space(images: np.ndarray) -> torch.Tensor:
+def _to_pixels(images: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(images.reshape(len(images), -1)) * 2.0 - 1.0  # (N, D) in [-1, 1]
 
 
@@ -187,13 +212,21 @@ def train(dataset: Dataset, cfg: TrainConfig, out_dir: str | Path,
     rank, world = _rank_world()
     out = Path(out_dir)
     splits = split(dataset)
-    gcfg = cfg.generator_config(dataset)
+    gcfg = cfg.generator_config(dataset, len(splits.train))
     torch.manual_seed(cfg.seed)
     if init_from is None and cfg.architecture_from_init:
         raise ValueError("this preset fine-tunes a trained model: give init_from (a model "
                          "directory or checkpoint; in the pipeline init_from='serving')")
     model = Generator(gcfg) if init_from is None else _warm_start(init_from, gcfg, cfg)
     gcfg = model.cfg
+    pca: dict[str, float] = {}
+    if gcfg.space == "pca" and init_from is None:  # a warm start keeps its basis
+        pca = model.fit_pca(_to_pixels(splits.train.images))
+    with torch.no_grad():  # the data in the flow's space, on the CPU (batches move later)
+        x_train = model.encode(_to_pixels(splits.train.images))
+        x_val = model.encode(
+            _to_pixels(splits.val.images if len(splits.val) else splits.train.images[:256]))
+    y_train = torch.from_numpy(splits.train.labels)
     device = torch.device(device)
     model.to(device).train()
     ema = copy.deepcopy(model).eval()
@@ -205,10 +238,7 @@ def train(dataset: Dataset, cfg: TrainConfig, out_dir: str | Path,
         velocity = torch.nn.parallel.DistributedDataParallel(
             model.net, device_ids=[device.index] if device.type == "cuda" else None)
 
-    x_train = _to_flow_space(splits.train.images)
-    y_train = torch.from_numpy(splits.train.labels)
     shard = torch.arange(rank, len(x_train), world)  # this rank's rows
-    x_val = _to_flow_space(splits.val.images if len(splits.val) else splits.train.images[:256])
     y_val = torch.from_numpy(splits.val.labels if len(splits.val) else splits.train.labels[:256])
 
     local_bs = max(1, cfg.batch_size // world)
@@ -292,7 +322,7 @@ def train(dataset: Dataset, cfg: TrainConfig, out_dir: str | Path,
                       "seconds": round(seconds, 2),
                       "stopped_because": stopped, "world_size": world,
                       "init_from": str(init_from) if init_from else None,
-                      "history": history}
+                      "history": history, "pca": pca}
         run_id = run_id or new_run_id()
         save_generator(ckpt_path, ema.to("cpu"), dataset=dataset.info(), train=train_info,
                        metrics={}, **{contract.RUN_ID_KEY: run_id})

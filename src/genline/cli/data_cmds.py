@@ -131,6 +131,26 @@ def simulate_cmd(start: str | None, days: int | None, style: str, last_days: int
     click.echo(f"{len(folders)} daily deliveries ({span}, style {style}) in {store.incoming}")
 
 
+@data.command("photos")
+@click.option("--size", type=int, default=32, show_default=True, help="Tile side in pixels.")
+@click.option("--stride", type=int, default=None, help="Grid step (default: the tile size).")
+@click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path))
+def photos_cmd(size: int, stride: int | None, out: Path) -> None:
+    """Write real photographs shipped in installed packages (scikit-learn's china and flower,
+    matplotlib's Grace Hopper), cut into SIZE x SIZE RGB tiles, as an image folder (one class
+    per photo) for `genline train --data OUT`."""
+    from genline.data import DataError
+    from genline.photos import write_photo_folder
+
+    try:
+        path = write_photo_folder(out, size, stride)
+    except DataError as exc:
+        raise click.UsageError(str(exc)) from exc
+    counts = {d.name: len(list(d.iterdir())) for d in sorted(path.iterdir())}
+    click.echo(f"wrote {path}: {sum(counts.values())} images of {size}x{size} "
+               f"({', '.join(f'{k} {v}' for k, v in counts.items())})")
+
+
 @data.command("quarantine")
 def quarantine_cmd() -> None:
     """List quarantined batches and why they were rejected."""

@@ -77,6 +77,49 @@ def check_against_config(repository: Path, model: str, onnx_path: Path) -> None:
         )
 
 
+def reshape_config_for_first_version(repository: Path, model: str, meta: dict) -> list[str]:
+    """Before the first version of `model` is published, make config.pbtxt (and the GPU
+    config) describe this model's shapes (z width, image C x H x W) when it does not: a 32x32
+    RGB model in a repository made from the committed 8x8 config. Only the shapes change
+    (inputs, outputs, warmup requests); the tuning stays. Never called once a version exists:
+    then a mismatch is refused by `check_against_config`.
+
+    Returns:
+        What changed (empty when the config already fits).
+    """
+    from google.protobuf import text_format
+
+    from genline.fsutil import atomic_write_bytes
+    from genline.serving.config import GPU_CONFIG_NAME, parse_config
+
+    want = {contract.INPUT_Z: [int(meta["latent_dim"])],
+            contract.OUTPUT_IMAGE: [int(d) for d in meta["image_shape"]]}
+    base = repo_mod.model_dir(repository, model)
+    changed: list[str] = []
+    for path in (base / "config.pbtxt", base / "configs" / f"{GPU_CONFIG_NAME}.pbtxt"):
+        if not path.is_file():
+            continue
+        text = path.read_text(encoding="utf-8")
+        config = parse_config(text)
+        tensors = [*config.input, *config.output]
+        before = text_format.MessageToString(config)
+        for t in tensors:
+            if t.name in want and list(t.dims) != want[t.name]:
+                del t.dims[:]
+                t.dims.extend(want[t.name])
+        for w in config.model_warmup:
+            for name, t in w.inputs.items():
+                if name in want and list(t.dims) != want[name]:
+                    del t.dims[:]
+                    t.dims.extend(want[name])
+        if text_format.MessageToString(config) != before:
+            header = "".join(line + "\n" for line in text.splitlines() if line.startswith("#"))
+            atomic_write_bytes(path, (header + text_format.MessageToString(config)).encode())
+            changed.append(f"{path}: z {want[contract.INPUT_Z]}, image "
+                           f"{want[contract.OUTPUT_IMAGE]}")
+    return changed
+
+
 def fsync_dir(path: Path) -> None:
     """fsync every entry of `path` and `path` itself (before the rename makes it a version)."""
     for p in [*path.iterdir(), path]:

@@ -1,0 +1,97 @@
+"""Native resolution: DataConfig(None, None) keeps the images' own size and channels, says what it
+did when they disagree, and caps the size; the pca generator space round-trips its basis."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from genline.data import MAX_NATIVE_SIZE, NATIVE, DataConfig, load_dataset, load_npz
+from genline.imagefiles import load_image_folder
+from genline.model import Generator, GeneratorConfig, load_generator, save_generator
+from genline.train import TrainConfig
+
+
+def _folder(root, sizes, mode="RGB"):
+    rng = np.random.default_rng(0)
+    for k in range(2):
+        d = root / f"c{k}"
+        d.mkdir(parents=True)
+        for i, (h, w) in enumerate(sizes):
+            arr = rng.integers(0, 255, (h, w, 3) if mode == "RGB" else (h, w), dtype=np.uint8)
+            Image.fromarray(arr, mode).save(d / f"{i}.png")
+    return root
+
+
+def test_a_folder_of_one_size_loads_at_that_size(tmp_path):
+    ds = load_image_folder(_folder(tmp_path / "f", [(24, 24)] * 5), NATIVE)
+    assert ds.images.shape == (10, 3, 24, 24) and ds.notes == ()
+
+
+def test_gray_images_stay_gray(tmp_path):
+    ds = load_dataset(_folder(tmp_path / "f", [(20, 20)] * 5, mode="L"), NATIVE)
+    assert ds.images.shape == (10, 1, 20, 20)
+
+
+def test_mixed_sizes_use_the_most_common_and_say_so(tmp_path):
+    ds = load_image_folder(_folder(tmp_path / "f", [(24, 24)] * 3 + [(40, 40)] * 2), NATIVE)
+    assert ds.images.shape[2:] == (24, 24)
+    assert "2 sizes" in ds.notes[0] and "24x24 (6 of 10 images)" in ds.notes[0]
+
+
+def test_large_images_are_capped_on_the_long_side(tmp_path):
+    ds = load_image_folder(_folder(tmp_path / "f", [(100, 100)] * 5), NATIVE)
+    assert ds.images.shape[2:] == (MAX_NATIVE_SIZE, MAX_NATIVE_SIZE)
+    assert "resized to 64" in ds.notes[0]
+
+
+def test_an_explicit_size_still_overrides(tmp_path):
+    ds = load_image_folder(_folder(tmp_path / "f", [(24, 24)] * 5), DataConfig(image_size=8))
+    assert ds.images.shape == (10, 1, 8, 8)
+
+
+def test_npz_native(tmp_path):
+    p = tmp_path / "d.npz"
+    np.savez(p, images=np.zeros((10, 3, 12, 12), np.uint8), labels=np.arange(10) % 2)
+    assert load_npz(p, NATIVE).images.shape == (10, 3, 12, 12)
+
+
+def test_builtin_digits_native_are_8x8():
+    assert load_dataset(None, NATIVE).images.shape[1:] == (1, 8, 8)
+
+
+def test_auto_space_is_pixels_at_8_and_pca_above():
+    from genline.data import make_dataset
+
+    small = make_dataset(np.zeros((50, 1, 8, 8), np.float32), np.arange(50) % 2, ["a", "b"], "x")
+    big = make_dataset(np.zeros((50, 3, 32, 32), np.float32), np.arange(50) % 2, ["a", "b"], "x")
+    assert TrainConfig().generator_config(small).space == "pixel"
+    g = TrainConfig().generator_config(big, train_rows=40)
+    assert g.space == "pca" and g.components + g.tail <= 39 and g.image_shape == (3, 32, 32)
+    assert g.latent_dim == g.components + g.tail
+
+
+def test_pca_generator_decodes_its_encoding_and_keeps_the_basis(tmp_path):
+    torch.manual_seed(0)
+    cfg = GeneratorConfig(num_classes=2, channels=1, image_size=16, hidden=32, depth=1,
+                          space="pca", components=20, tail=10)
+    x = torch.rand(100, 256) * 2 - 1
+    model = Generator(cfg)
+    explained = model.fit_pca(x)
+    assert 0 < explained["flow_explained"] < 1
+    z = model.encode(x[:5])
+    # the flow's coordinates are whitened principal components
+    assert z.shape == (5, 20)
+    full = torch.cat([z, ((x[:5] - model.pca_mean) @ model.pca_basis[20:].T) / model.pca_std[20:]],
+                     1)
+    recon = model.decode(full)
+    assert float((recon - x[:5]).norm() / (x[:5] - model.pca_mean).norm()) < 1.0
+    out = model(torch.tensor([0, 1]), torch.randn(2, cfg.latent_dim))
+    assert out.shape == (2, 1, 16, 16)
+    save_generator(tmp_path / "g.pt", model)
+    again, _ = load_generator(tmp_path / "g.pt")
+    assert torch.equal(again.pca_basis, model.pca_basis)
+    with pytest.raises(ValueError, match="components"):
+        GeneratorConfig(image_size=8, space="pca", components=100, tail=0)

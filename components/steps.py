@@ -143,6 +143,48 @@ def evaluate_generator(
 
 
 @component
+def distill_generator(
+    dataset: Input[Dataset],
+    model: Input[Model],
+    distilled_model: Output[Model],
+    preset: str = "ci",
+    distill: bool = True,
+):
+    """Distil the gated teacher into a 2-step student (genline.distill) and score it with the
+    same evaluator and gate. A teacher that failed its gate, or `distill=False`, passes through
+    unchanged (distill.json says why); export decides whether the student serves."""
+    import shutil
+
+    from genline import contract
+    from genline.data import load_npz
+    from genline.distill import distill_config, distill_model_dir
+    from genline.fsutil import atomic_write_json
+
+    shutil.copytree(model.path, distilled_model.path)
+    if not distill:
+        atomic_write_json(f"{distilled_model.path}/{contract.DISTILL_REPORT}",
+                          {"skipped": "distillation not requested (distill=False)"})
+        distilled_model.metadata.update({"distilled": False, "skipped": "not requested"})
+        return
+    report = distill_model_dir(distilled_model.path, load_npz(dataset.path),
+                               distill_config(preset))
+    meta = {"distilled": not report.get("skipped"), "skipped": report.get("skipped") or ""}
+    if not report.get("skipped"):
+        for who in ("teacher", "student"):
+            for key, value in (report.get(f"metrics_{who}") or {}).items():
+                meta[f"{who}_{key}"] = value
+        meta.update({
+            "student_gate_passed": report["student_gate"]["passed"],
+            "adoptable": report["adoptable"],
+            "reasons": report["reasons"],
+            "distill_seconds": round(report["pool_seconds"] + report["train_seconds"], 2),
+            "teacher_evaluations": report["teacher_evaluations"],
+            "student_evaluations": report["student_evaluations"],
+        })
+    distilled_model.metadata.update(meta)
+
+
+@component
 def export_onnx(
     dataset: Input[Dataset],
     model: Input[Model],
@@ -169,6 +211,14 @@ def export_onnx(
             "onnx_sha256": report["files"]["model.onnx"],
         }
     )
+    student = report.get("student")
+    if student is not None:
+        onnx_model.metadata.update({
+            "student_adopted": student["adopted"],
+            "student_reasons": student.get("reasons", []),
+            **{k: v for k, v in student.items()
+               if k.endswith("_ms_per_image") or k.startswith("speedup_")},
+        })
     with open(samples.path, "w") as fh:
         fh.write(png_html(f"{onnx_model.path}/samples.png", "samples: one row per label"))
 

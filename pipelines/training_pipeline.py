@@ -1,6 +1,7 @@
 """The genline training pipeline (Kubeflow Pipelines v2): wiring only.
 
-    validate_dataset -> train_generator -> evaluate_generator -> export_onnx -> build_tensorrt
+    validate_dataset -> train_generator -> evaluate_generator -> distill_generator -> export_onnx
+    -> build_tensorrt
                                                    |
                                        dsl.If(gate passed) -> dsl.If(publish) -> publish_model
     all inside dsl.ExitHandler(alert_on_failure): any failed step raises an alert.
@@ -20,6 +21,7 @@ from components.image import PROJECT_IMAGE_GPU
 from components.steps import (
     alert_on_failure,
     build_tensorrt,
+    distill_generator,
     evaluate_generator,
     export_onnx,
     publish_model,
@@ -51,6 +53,7 @@ def _define(target: str):
         champion_version: str = "",
         target: str = target,
         try_int8: bool = True,
+        distill: bool = True,
         publish: bool = False,
         model_repository: str = "triton_repo",
         triton_url: str = "127.0.0.1:8001",
@@ -70,6 +73,8 @@ def _define(target: str):
             champion is re-scored on this data; only a challenger that beats it passes.
         target: "cpu" or "gpu" (the TensorRT engine is built only for gpu).
         try_int8: measure the INT8 variant and adopt it if it is faster and as good.
+        distill: distil a gated teacher into a 2-step student; it serves when it passes the
+            gate and no gated metric is more than 5% worse than the teacher's.
         publish: publish to Triton when the gate passes.
         model_repository, triton_url: where publish_model puts the version and loads it.
         init_from: warm start: "" (from scratch), "serving", or a published version number.
@@ -98,16 +103,22 @@ def _define(target: str):
                 dagster_run_id=dagster_run_id,
                 trigger=trigger,
             )
-            exported = export_onnx(
+            distilled = distill_generator(
                 dataset=data.outputs["dataset"],
                 model=scored.outputs["scored_model"],
+                preset=preset,
+                distill=distill,
+            )
+            exported = export_onnx(
+                dataset=data.outputs["dataset"],
+                model=distilled.outputs["distilled_model"],
                 try_int8=try_int8,
             )
             engine = build_tensorrt(onnx_model=exported.outputs["onnx_model"], target=target)
-            for task in (data, trained, scored, exported, engine):
+            for task in (data, trained, scored, distilled, exported, engine):
                 task.set_caching_options(False)  # a retrained model is the point of a run
             if gpu:
-                for task in (trained, engine):
+                for task in (trained, distilled, engine):
                     task.set_container_image(PROJECT_IMAGE_GPU)
                     task.set_accelerator_type("nvidia.com/gpu").set_accelerator_limit(1)
             with dsl.If(scored.outputs["Output"] == True, name="gate-passed"):  # noqa: E712

@@ -37,12 +37,41 @@ class TrainingPipelineConfig(dg.Config):
     model_repository: str | None = None
     triton_url: str | None = None
     try_int8: bool | None = None
+    distill: bool | None = None  # distil a gated teacher into a 2-step student (default on)
     init_from: str | None = None  # "" from scratch, "serving", or a published version number
     trigger: str | None = None  # JSON, genline.retrain.parse_trigger; default {"kind": "manual"}
     dagster_run_id: str | None = None  # left None: this Dagster run's id is passed
 
     def params(self) -> dict[str, Any]:
         return {k: v for k, v in self.model_dump().items() if v is not None}
+
+
+def _student_table(model_dir: Path) -> str | None:
+    """Teacher and distilled student side by side (export.json "student"), with the decision."""
+    import json
+
+    try:
+        student = json.loads((model_dir / "export.json").read_text()).get("student")
+    except (OSError, ValueError):
+        return None
+    if not student:
+        return None
+    rows = ["| | teacher | student |", "|---|---:|---:|"]
+    for key, value in (student.get("metrics_teacher") or {}).items():
+        other = (student.get("metrics_student") or {}).get(key)
+        rows.append(f"| {key} | {value:.4f} | {other:.4f} |" if other is not None
+                    else f"| {key} | {value:.4f} | - |")
+    rows.append(f"| network evaluations / image | {student.get('teacher_evaluations')} | "
+                f"{student.get('student_evaluations', '-')} |")
+    for b in (1, 256):
+        if f"speedup_batch{b}" in student:
+            rows.append(f"| ms / image at batch {b} (ORT, 1 thread) | "
+                        f"{student[f'teacher_batch{b}_ms_per_image']:.3f} | "
+                        f"{student[f'student_batch{b}_ms_per_image']:.3f} |")
+    decision = "**adopted**: the student serves" if student.get("adopted") else (
+        "**not adopted**: the teacher serves")
+    reasons = "".join(f"\n- {r}" for r in student.get("reasons") or [])
+    return "\n".join(rows) + f"\n\n{decision}{reasons}"
 
 
 def _png_markdown(path: Path) -> str:
@@ -161,6 +190,11 @@ def generator_model(
             "seconds": round(run.seconds, 1),
         }
     )
+    student = _student_table(model_dir)
+    if student is not None:
+        metadata["serving_variant"] = onnx.get("serving_variant", "")
+        metadata["student_adopted"] = bool(onnx.get("student_adopted", False))
+        metadata["teacher_vs_student"] = dg.MetadataValue.md(student)
     if run.samples_png:
         metadata["sample_grid"] = dg.MetadataValue.path(str(run.samples_png))
         metadata["samples"] = dg.MetadataValue.md(_png_markdown(run.samples_png))

@@ -86,11 +86,16 @@ def export_generator(model: torch.nn.Module, path: str | Path,
     model.eval()
     label = torch.zeros(2, dtype=torch.int64)
     z = torch.zeros(2, gcfg.latent_dim)
-    _atomic_onnx_export(
-        model, (label, z), path, [contract.INPUT_LABEL, contract.INPUT_Z],
-        [contract.OUTPUT_IMAGE],
-        {contract.INPUT_LABEL: {0: "batch"}, contract.INPUT_Z: {0: "batch"},
-         contract.OUTPUT_IMAGE: {0: "batch"}}, cfg.opset)
+    raw = path.with_name(f".{path.name}.raw.onnx")
+    try:
+        _atomic_onnx_export(
+            model, (label, z), raw, [contract.INPUT_LABEL, contract.INPUT_Z],
+            [contract.OUTPUT_IMAGE],
+            {contract.INPUT_LABEL: {0: "batch"}, contract.INPUT_Z: {0: "batch"},
+             contract.OUTPUT_IMAGE: {0: "batch"}}, cfg.opset)
+        nodes = simplify_onnx(raw, path)
+    finally:
+        raw.unlink(missing_ok=True)
     try:
         onnx.checker.check_model(str(path), full_check=True)
         rng = np.random.default_rng(cfg.seed)
@@ -110,7 +115,42 @@ def export_generator(model: torch.nn.Module, path: str | Path,
             raise
         raise ExportError(f"exported graph {path.name} is invalid: {exc}") from exc
     return {"parity_max_abs_diff": diff, "parity_samples": cfg.parity_samples,
-            "parity_tolerance": cfg.parity_tolerance, "opset": cfg.opset}
+            "parity_tolerance": cfg.parity_tolerance, "opset": cfg.opset,
+            "parity_checked_on": "simplified graph", **nodes}
+
+
+def _node_counts(model) -> dict[str, int]:
+    ops = [n.op_type for n in model.graph.node]
+    return {"nodes": len(ops), "constant": ops.count("Constant"), "shape": ops.count("Shape")}
+
+
+def simplify_onnx(src: Path, dst: Path) -> dict[str, Any]:
+    """Constant folding, redundant-node elimination and shape inference on an exported graph:
+    ONNX Runtime's offline optimisation at the basic level (standard ONNX ops only, so the
+    graph stays portable), initializers folded back in, inferred shapes recorded.
+
+    Returns:
+        Node counts before and after (all nodes, Constant, Shape).
+    """
+    import onnx
+    import onnxruntime as ort
+
+    before = _node_counts(onnx.load(str(src)))
+    so = ort.SessionOptions()
+    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_BASIC
+    tmp = dst.with_name(f".{dst.name}.opt.onnx")
+    so.optimized_model_filepath = str(tmp)
+    so.log_severity_level = 3
+    try:
+        ort.InferenceSession(str(src), so, providers=["CPUExecutionProvider"])
+        simplified = onnx.shape_inference.infer_shapes(onnx.load(str(tmp)))
+        # ORT writes constants it folded as initializers: keep them inside the file
+        onnx.save_model(simplified, str(tmp), save_as_external_data=False)
+        tmp.replace(dst)
+    finally:
+        tmp.unlink(missing_ok=True)
+    after = _node_counts(onnx.load(str(dst)))
+    return {"nodes_exported": before, "nodes_simplified": after}
 
 
 def export_evaluator(evaluator: torch.nn.Module, path: str | Path, opset: int) -> None:
@@ -316,7 +356,78 @@ def export_model_dir(model_dir: str | Path, dataset=None,
         int8["reasons"] = ["not measured: no dataset or evaluator to score INT8 against"]
     report["int8"] = int8
     report["serving_variant"] = contract.ONNX_INT8 if int8.get("adopted") else contract.ONNX_FP32
+    student = export_student(model_dir, fp32_path, g, cfg)
+    if student is not None:
+        report["student"] = student
+        if student.get("exported"):
+            files[contract.ONNX_STUDENT] = sha256_file(model_dir / contract.ONNX_STUDENT)
+        if student.get("adopted"):
+            report["serving_variant"] = contract.ONNX_STUDENT
+            report["served_metrics"] = student["metrics_student"]
     report["files"] = files
     report["torch_version"] = torch.__version__
     atomic_write_json(model_dir / contract.EXPORT_REPORT, report)
     return report
+
+
+# --- the distilled student ----------------------------------------------------------------------
+
+
+def export_student(model_dir: Path, teacher_onnx: Path, g, cfg: ExportConfig,
+                   batches: tuple[int, ...] = (1, 256)) -> dict[str, Any] | None:
+    """Export the distilled student (genline.distill) beside the teacher, time both in process
+    and decide whether it serves: its gate passed, no gated metric more than 5% worse than the
+    teacher's (distill.json), and its graph matches the teacher's inputs and outputs.
+
+    Returns:
+        None when the directory holds no distillation; otherwise the decision with both sets of
+        metrics, both speeds and the reasons (recorded in export.json under "student").
+    """
+    from genline.fsutil import read_json
+    from genline.model import load_generator
+
+    report_path = model_dir / contract.DISTILL_REPORT
+    if not report_path.is_file():
+        return None
+    distilled = read_json(report_path)
+    if distilled.get("skipped"):
+        return {"adopted": False, "exported": False, "reasons": [distilled["skipped"]]}
+    student_path = model_dir / contract.STUDENT_CHECKPOINT
+    out: dict[str, Any] = {
+        "adopted": False, "exported": False,
+        "metrics_teacher": distilled.get("metrics_teacher"),
+        "metrics_student": distilled.get("metrics_student"),
+        "student_gate_passed": bool(distilled.get("student_gate", {}).get("passed")),
+        "teacher_evaluations": g.evaluations,
+    }
+    if not student_path.is_file() or sha256_file(student_path) != distilled.get("student_sha256"):
+        out["reasons"] = [f"{contract.STUDENT_CHECKPOINT} is missing or is not the one "
+                          f"{contract.DISTILL_REPORT} records"]
+        return out
+    ckpt_sha = sha256_file(model_dir / contract.CHECKPOINT)
+    if distilled.get(contract.CHECKPOINT_SHA256_KEY) != ckpt_sha:
+        out["reasons"] = [f"{contract.DISTILL_REPORT} was distilled from another checkpoint"]
+        return out
+    student, _ = load_generator(student_path)
+    s = student.cfg
+    if (s.latent_dim, s.image_shape, s.num_classes) != (g.latent_dim, g.image_shape,
+                                                        g.num_classes):
+        out["reasons"] = ["the student's inputs or outputs differ from the teacher's"]
+        return out
+    student_onnx = model_dir / contract.ONNX_STUDENT
+    out["parity"] = export_generator(student, student_onnx, cfg)
+    out["exported"] = True
+    out["student_evaluations"] = s.evaluations
+    sessions = {"teacher": ort_session(teacher_onnx), "student": ort_session(student_onnx)}
+    for b in batches:  # one ORT thread, per image
+        for name, sess in sessions.items():
+            out[f"{name}_batch{b}_ms_per_image"] = (
+                1e3 * time_session(sess, g.num_classes, g.latent_dim, b, repeats=10) / b)
+        out[f"speedup_batch{b}"] = (out[f"teacher_batch{b}_ms_per_image"]
+                                    / out[f"student_batch{b}_ms_per_image"])
+    reasons = list(distilled.get("reasons") or [])
+    if not distilled.get("adoptable") and not reasons:
+        reasons = ["distill.json does not mark the student adoptable"]
+    out["adopted"] = not reasons
+    out["reasons"] = reasons
+    return out

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from genline.data import DataConfig, Dataset, load_dataset
+from genline.distill import DistillConfig, distill_model_dir
 from genline.evaluate import evaluate_model_dir
 from genline.export import ExportConfig, export_model_dir
 from genline.faults import kill_point
@@ -44,6 +45,7 @@ def run_training(
     gate_cfg: GateConfig = GateConfig(),
     export_cfg: ExportConfig = ExportConfig(),
     progress: bool = True,
+    distill: DistillConfig | None = None,
 ) -> RunResult:
     """Train, score, gate and export one generator into `out_dir`.
 
@@ -53,6 +55,8 @@ def run_training(
         out_dir: the model directory to write (see genline.contract for its files).
         init_from: a model directory to fine-tune from.
         champion: the serving model's directory; the challenger may not be worse than it.
+        distill: distil a gated teacher into a few-step student (genline.distill) before export;
+            export serves it when it passes the gate and keeps the teacher's quality.
 
     Returns:
         The metrics and the gate verdict. The gate files are written even when it fails.
@@ -74,6 +78,8 @@ def run_training(
         result = train(ds, cfg, stage, init_from=init_from, progress=progress, run_id=run_id)
         kill_point("train.after_checkpoint")
         metrics, gate = evaluate_model_dir(stage, ds, champion_dir=champion, gate_cfg=gate_cfg)
+        if distill is not None:
+            distill_model_dir(stage, ds, distill, progress=progress)
         report = export_model_dir(stage, ds, export_cfg)
         kill_point("train.before_commit")
         replace_dir(stage, out)  # the complete directory, or the previous one: never a mix

@@ -178,8 +178,31 @@ class Demo(Plumbing):
         self.facts["v1"] = version
         fd = (meta.get("metrics") or {}).get("fd_ratio")
         fd = f"{fd:.3f}" if isinstance(fd, int | float) else fd
+        served = self.show_student(version)
         return (f"preset {self.opts.preset}: gate passed (fd_ratio {fd}), published as version "
-                f"{version}", f"{DAGSTER_UI}/runs/{out.get('run_id')}")
+                f"{version}; {served}", f"{DAGSTER_UI}/runs/{out.get('run_id')}")
+
+    def show_student(self, version: int | None) -> str:
+        """Print the teacher/student metrics table of the published version; say which serves."""
+        from pathlib import Path
+
+        from genline import contract
+        from genline.cli.model_cmds import print_student
+        from genline.fsutil import read_json
+        from genline.serving.registry import Registry
+
+        info = Registry().version_info(self.repository(), contract.MODEL_NAME, version) or {}
+        model_dir = (info.get("lineage") or {}).get("model_dir")
+        try:
+            export = read_json(Path(model_dir) / contract.EXPORT_REPORT) if model_dir else {}
+        except (OSError, ValueError):
+            export = {}
+        student = export.get("student")
+        if not student:
+            return "no distilled student"
+        print_student(student)
+        return ("the distilled 2-step student serves" if student.get("adopted")
+                else "the teacher serves (student not adopted)")
 
     def stage_traffic(self) -> tuple[str, str]:
         """App requests through the Triton client (genline.client), kept flowing to the end."""

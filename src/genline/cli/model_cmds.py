@@ -12,13 +12,13 @@ import click
 DATA_HELP = "Built-in digits if omitted; else a folder with one subfolder per class, or an .npz."
 
 
-def _data_cfg(image_size: int, channels: int):
+def _data_cfg(image_size: int | None, channels: int | None):
     from genline.data import DataConfig
 
     return DataConfig(image_size=image_size, channels=channels)
 
 
-def _load(data: str | None, image_size: int, channels: int):
+def _load(data: str | None, image_size: int | None, channels: int | None):
     from genline.data import DataError, load_dataset
 
     try:
@@ -79,15 +79,35 @@ def print_metrics(metrics: dict[str, Any], gate: dict[str, Any] | None = None) -
             click.echo(f"  - {r}")
 
 
-def _image_opts() -> list:
-    from genline.data import DataConfig  # the defaults live in the core dataclass alone
+def print_student(student: dict[str, Any] | None) -> None:
+    """Teacher and distilled student side by side, with the decision."""
+    if not student:
+        return
+    teacher_m, student_m = student.get("metrics_teacher"), student.get("metrics_student")
+    if teacher_m and student_m:
+        width = max(len(k) for k in teacher_m)
+        click.echo(f"{'metric'.ljust(width)}  teacher   student")
+        for k in teacher_m:
+            click.echo(f"{k.ljust(width)}  {_fmt(teacher_m[k]):8}  {_fmt(student_m.get(k))}")
+    for b in (1, 256):
+        if f"speedup_batch{b}" in student:
+            click.echo(f"ms/image at batch {b}: teacher "
+                       f"{student[f'teacher_batch{b}_ms_per_image']:.3f}, student "
+                       f"{student[f'student_batch{b}_ms_per_image']:.3f} "
+                       f"({student[f'speedup_batch{b}']:.1f}x)")
+    verdict = "adopted: the student serves" if student.get("adopted") else (
+        "not adopted: the teacher serves")
+    click.echo(f"student: {verdict}" + "".join(f"\n  - {r}" for r in student.get("reasons", [])))
 
-    d = DataConfig()
+
+def _image_opts() -> list:
     return [
-        click.option("--image-size", default=d.image_size, show_default=True,
-                     help="Images are resized to SxS."),
-        click.option("--channels", default=str(d.channels), show_default=True,
-                     type=click.Choice(["1", "3"]), callback=lambda c, p, v: int(v)),
+        click.option("--image-size", type=int, default=None,
+                     help="Resize images to SxS. Default: the images' own size (the most "
+                          "common one when they differ; at most 64)."),
+        click.option("--channels", default=None, type=click.Choice(["1", "3"]),
+                     callback=lambda c, p, v: None if v is None else int(v),
+                     help="1 (gray) or 3 (RGB). Default: RGB when any image is in colour."),
     ]
 
 
@@ -108,10 +128,13 @@ def with_image_opts(f):
 @click.option("--max-seconds", type=float, default=None, help="Override the preset's time cap.")
 @click.option("--seed", type=int, default=None)
 @click.option("--no-int8", is_flag=True, help="Skip measuring the INT8 variant.")
+@click.option("--distill/--no-distill", default=True, show_default=True,
+              help="Distil a gated model into a 2-step student; it serves when it passes the "
+                   "gate and no gated metric is more than 5% worse than the teacher's.")
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False))
 @with_image_opts
-def train_cmd(data, preset_name, init_from, champion, max_seconds, seed, no_int8, out_dir,
-              image_size, channels):
+def train_cmd(data, preset_name, init_from, champion, max_seconds, seed, no_int8, distill,
+              out_dir, image_size, channels):
     """Train a generator, score it, gate it and export it into OUT.
 
     Exits 1 when the quality gate fails (after writing metrics.json and gate.json).
@@ -119,6 +142,7 @@ def train_cmd(data, preset_name, init_from, champion, max_seconds, seed, no_int8
     import signal
 
     from genline import contract
+    from genline.distill import distill_config
     from genline.export import ExportConfig
     from genline.fsutil import read_json
     from genline.train import preset
@@ -143,7 +167,8 @@ def train_cmd(data, preset_name, init_from, champion, max_seconds, seed, no_int8
     try:
         result = run_training(ds, preset_name, out_dir, init_from=init_from, champion=champion,
                               train_cfg=preset(preset_name, **overrides),
-                              export_cfg=ExportConfig(try_int8=not no_int8))
+                              export_cfg=ExportConfig(try_int8=not no_int8),
+                              distill=distill_config(preset_name) if distill else None)
     except ValueError as exc:
         raise click.UsageError(str(exc)) from exc
     out = Path(out_dir)
@@ -154,6 +179,8 @@ def train_cmd(data, preset_name, init_from, champion, max_seconds, seed, no_int8
     else:
         click.echo(f"int8: {'adopted' if int8.get('adopted') else 'not adopted'}"
                    + "".join(f"\n  - {r}" for r in int8.get("reasons", [])))
+    print_student(result.export.get("student"))
+    click.echo(f"serving variant: {result.export.get('serving_variant')}")
     click.echo(f"wrote {out}/: " + ", ".join(sorted(p.name for p in out.iterdir())))
     if not result.gate_passed:
         raise SystemExit(1)

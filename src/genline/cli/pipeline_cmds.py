@@ -29,7 +29,8 @@ def pipeline() -> None:
     help="An .npz or image folder when no version is given (default: built-in digits).",
 )
 @click.option("--preset", default=None, help="Training preset (ci, default).")
-@click.option("--iterations", type=int, default=None, help="Optimizer steps (default: the preset's).")
+@click.option("--iterations", type=int, default=None,
+              help="Optimizer steps (default: the preset's).")
 @click.option("--world-size", type=int, default=None, help="Data-parallel training processes.")
 @click.option(
     "--champion-version",
@@ -41,6 +42,8 @@ def pipeline() -> None:
 @click.option("--model-repository", default=None, help="Triton model repository to publish to.")
 @click.option("--triton-url", default=None, help="Triton gRPC address to load the model on.")
 @click.option("--int8/--no-int8", "try_int8", default=None, help="Measure the INT8 variant.")
+@click.option("--distill/--no-distill", default=None,
+              help="Distil a gated teacher into a 2-step student (default on).")
 @click.option(
     "--host",
     default=None,
@@ -68,6 +71,7 @@ def run_cmd(
     model_repository,
     triton_url,
     try_int8,
+    distill,
     host,
     wait_s,
     as_json,
@@ -92,6 +96,7 @@ def run_cmd(
         "model_repository": model_repository,
         "triton_url": triton_url,
         "try_int8": try_int8,
+        "distill": distill,
     }
     params = {k: v for k, v in given.items() if v not in (None, "")}
     try:

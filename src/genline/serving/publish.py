@@ -64,7 +64,13 @@ from genline.serving.publish_checks import check_self_contained_onnx as check_se
 from genline.serving.reconcile import reload_or_unload
 from genline.serving.registry import Registry
 from genline.serving.rollback import rollback  # noqa: F401  (re-exported)
-from genline.serving.staging import StagingError, check_against_config, fsync_dir, stage_files
+from genline.serving.staging import (
+    StagingError,
+    check_against_config,
+    fsync_dir,
+    reshape_config_for_first_version,
+    stage_files,
+)
 from genline.serving.target import (  # noqa: F401  (Target, PublishError re-exported)
     PublishError,
     Target,
@@ -286,6 +292,9 @@ def publish(
             stage = repo_mod.staging_dir(repo)
             try:
                 digests = stage_files(md.path, md.export, stage)
+                if not registry.known_versions(repo, target.model) and not loaded_before:
+                    for change in reshape_config_for_first_version(repo, target.model, meta):
+                        notes.append(f"first version: config reshaped for this model ({change})")
                 check_against_config(repo, target.model, stage / contract.ONNX_FP32)
                 for name in digests:  # the bytes that will be served, not the source's
                     if name.endswith(".onnx"):

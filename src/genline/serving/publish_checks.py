@@ -115,6 +115,9 @@ def read_model_dir(model_dir: Path, *, allow_custom_gate: bool = False) -> Model
                 raise ModelDirError(f"{export_path} lacks {key!r}")
     with _refusal_kind("stamps"):
         run_id, ckpt_sha = check_stamps(model_dir)
+    with _refusal_kind("student"):
+        if export.get("serving_variant") == contract.ONNX_STUDENT:
+            metrics = {**metrics, "student": check_student(model_dir, export, run_id, ckpt_sha)}
     with _refusal_kind("classes"):
         dataset = _read(model_dir / contract.DATASET_INFO)
         classes = check_classes(model_dir, export, dataset)
@@ -174,6 +177,33 @@ def check_stamps(model_dir: Path) -> tuple[str, str]:
         )
     first = _read(model_dir / contract.STAMPED_FILES[0])
     return first[contract.RUN_ID_KEY], first[contract.CHECKPOINT_SHA256_KEY]
+
+
+def check_student(model_dir: Path, export: dict, run_id: str, ckpt_sha: str) -> dict:
+    """A distilled student may serve only when distill.json comes from this run's checkpoint,
+    its gate passed, export.json adopted it and student.pt is the file it recorded.
+
+    Returns:
+        The student's metrics (what the served graph earned; recorded in lineage).
+    """
+    from genline.fsutil import sha256_file
+
+    path = model_dir / contract.DISTILL_REPORT
+    if not path.is_file():
+        raise ModelDirError(f"export.json serves {contract.ONNX_STUDENT} but {path} is missing")
+    report = _read(path)
+    if (report.get(contract.RUN_ID_KEY), report.get(contract.CHECKPOINT_SHA256_KEY)) != (
+            run_id, ckpt_sha):
+        raise ModelDirError(f"{path} was distilled from another training run or checkpoint")
+    if not report.get("student_gate", {}).get("passed") or not report.get("adoptable"):
+        raise ModelDirError(f"{path}: the student did not pass its gate or the adoption rule: "
+                            f"{'; '.join(report.get('reasons') or []) or 'no reasons given'}")
+    if not export.get("student", {}).get("adopted"):
+        raise ModelDirError("export.json serves the student without having adopted it")
+    student = model_dir / contract.STUDENT_CHECKPOINT
+    if not student.is_file() or sha256_file(student) != report.get("student_sha256"):
+        raise ModelDirError(f"{student} is missing or differs from the one {path} records")
+    return dict(report.get("metrics_student") or {})
 
 
 def check_classes(model_dir: Path, export: dict, dataset: dict) -> list[str] | None:

@@ -45,13 +45,15 @@ def test_every_step_runs_the_project_image_without_pip_installs(target):
             "validate-dataset",
             "train-generator",
             "evaluate-generator",
+            "distill-generator",
             "export-onnx",
             "build-tensorrt",
             "publish-model",
             "alert-on-failure",
         )
     }
-    gpu_steps = {"exec-train-generator", "exec-build-tensorrt"} if target == "gpu" else set()
+    gpu_steps = ({"exec-train-generator", "exec-distill-generator", "exec-build-tensorrt"}
+                 if target == "gpu" else set())
     for name, image in images.items():
         assert image == (PROJECT_IMAGE_GPU if name in gpu_steps else PROJECT_IMAGE), name
     for name, e in executors(target).items():

@@ -1,0 +1,72 @@
+"""Distillation as a step of the line, on the trained ci model: the student is scored and gated
+like the teacher, export adopts it only under the rule (both ways), and publish checks it."""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import replace
+
+import pytest
+
+from genline import contract
+from genline.distill import DISTILL_PRESETS, DistillConfig, distill_model_dir
+from genline.export import export_model_dir
+from genline.fsutil import atomic_write_json, read_json
+from genline.serving.publish_checks import ModelDirError, read_model_dir
+
+pytestmark = pytest.mark.slow
+
+
+def _copy(ci_model_dir, tmp_path, name):
+    out = tmp_path / name
+    shutil.copytree(ci_model_dir, out)
+    return out
+
+
+def test_a_poor_student_is_not_adopted_and_the_teacher_serves(ci_model_dir, digits, tmp_path):
+    md = _copy(ci_model_dir, tmp_path, "poor")
+    report = distill_model_dir(md, digits, DistillConfig(iterations=20, pool=1024))
+    assert report["skipped"] is None and not report["adoptable"]
+    assert any("worse for the student" in r or "gate" in r for r in report["reasons"])
+    export = export_model_dir(md, digits)
+    student = export["student"]
+    assert not student["adopted"] and student["reasons"] == report["reasons"]
+    assert export["serving_variant"] == contract.ONNX_FP32
+    assert student["teacher_evaluations"] == 40 and student["student_evaluations"] == 2
+    assert student["parity"]["parity_checked_on"] == "simplified graph"
+    assert read_model_dir(md).serving_variant == contract.ONNX_FP32
+
+
+def test_a_student_within_the_rule_serves_and_publish_checks_it(ci_model_dir, digits, tmp_path):
+    md = _copy(ci_model_dir, tmp_path, "good")
+    # the ci preset's distillation; the tolerance widened to 10% so the adopted path is
+    # exercised whatever the last percent of fd_ratio on this machine
+    cfg = replace(DISTILL_PRESETS["ci"], adoption_tolerance=0.10)
+    report = distill_model_dir(md, digits, cfg)
+    assert report["adoptable"], report["reasons"]
+    assert report["student_gate"]["passed"]
+    teacher, student = report["metrics_teacher"], report["metrics_student"]
+    assert student["fd_ratio"] <= teacher["fd_ratio"] * 1.10
+    export = export_model_dir(md, digits)
+    assert export["serving_variant"] == contract.ONNX_STUDENT and export["student"]["adopted"]
+    assert export["files"][contract.ONNX_STUDENT]
+    for b in (1, 256):
+        assert export["student"][f"student_batch{b}_ms_per_image"] > 0
+    checked = read_model_dir(md)
+    assert checked.serving_variant == contract.ONNX_STUDENT
+    assert checked.metrics["student"]["fd_ratio"] == student["fd_ratio"]
+    # a distill.json from elsewhere (or edited) is refused before anything is published
+    edited = read_json(md / contract.DISTILL_REPORT)
+    edited["student_sha256"] = "0" * 64
+    atomic_write_json(md / contract.DISTILL_REPORT, edited)
+    with pytest.raises(ModelDirError, match="student.pt is missing or differs"):
+        read_model_dir(md)
+
+
+def test_a_teacher_that_failed_its_gate_is_not_distilled(ci_model_dir, digits, tmp_path):
+    md = _copy(ci_model_dir, tmp_path, "failed")
+    gate = read_json(md / contract.GATE)
+    atomic_write_json(md / contract.GATE, {**gate, "passed": False})
+    report = distill_model_dir(md, digits)
+    assert "did not pass its quality gate" in report["skipped"]
+    assert not (md / contract.STUDENT_CHECKPOINT).exists()

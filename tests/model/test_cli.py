@@ -76,3 +76,25 @@ def test_gate_failure_exits_nonzero_after_writing_files(tmp_path, digits):
     assert r.returncode == 1
     assert json.loads((tmp_path / contract.GATE).read_text())["passed"] is False
     assert "gate: FAILED" in r.stdout
+
+
+def test_train_on_real_32x32_photos_writes_32x32_samples_and_its_gate(tmp_path):
+    """Real photo tiles shipped in installed packages (not upsampled digits), native size."""
+    from PIL import Image
+
+    photos = tmp_path / "photos"
+    r = genline("data", "photos", "--size", "32", "--out", str(photos))
+    assert r.returncode == 0, r.stderr
+    out = tmp_path / "model"
+    r = genline("train", "--data", str(photos), "--preset", "ci", "--no-int8", "--no-distill",
+                "--out", str(out))
+    assert r.returncode in (0, 1), r.stderr
+    assert "shape=(3, 32, 32)" in r.stdout
+    export = json.loads((out / contract.EXPORT_REPORT).read_text())
+    assert export["image_shape"] == [3, 32, 32]
+    assert export["outputs"]["image"]["shape"] == [-1, 3, 32, 32]
+    gate = json.loads((out / contract.GATE).read_text())
+    assert (r.returncode == 0) == gate["passed"]
+    with Image.open(out / contract.SAMPLES_PNG) as grid:  # 3 rows x 10 tiles of 32 px, 1 px gaps
+        assert grid.mode == "RGB"
+        assert grid.size == ((10 * 33 + 1) * 4, (3 * 33 + 1) * 4)

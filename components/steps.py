@@ -208,7 +208,8 @@ def export_onnx(
             **report["parity"],
             "int8_adopted": report["int8"]["adopted"],
             "serving_variant": report["serving_variant"],
-            "onnx_sha256": report["files"]["model.onnx"],
+            # the bytes publish serves as model.onnx: the adopted variant's
+            "onnx_sha256": report["files"][report["serving_variant"]],
         }
     )
     student = report.get("student")

@@ -58,7 +58,7 @@ def test_noise_folder_fails_the_gate_with_the_evaluator_reason(tmp_path):
     root = write_noise_folder(tmp_path / "noise")
     out = tmp_path / "model"
     r = genline("train", "--data", str(root), "--preset", "ci", "--max-seconds", "4",
-                "--no-int8", "--out", str(out))
+                "--no-int8", "--image-size", "8", "--channels", "1", "--out", str(out))
     assert r.returncode == 1, r.stdout + r.stderr
     gate = read_json(out / contract.GATE)
     assert gate["passed"] is False

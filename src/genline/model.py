@@ -246,6 +246,7 @@ class Evaluator(nn.Module):
 
     Two 3x3 convolutions, then one stride-2 stage per halving down to 8x8 (none for 8x8
     images, two for 32x32): the receptive field grows with the image instead of staying 5x5.
+    Sizes that are not 8 * 2^k are resized to the next one first (24x24 -> 32x32).
     """
 
     feature_dim = 128
@@ -257,14 +258,21 @@ class Evaluator(nn.Module):
             nn.Conv2d(channels, 32, 3, padding=1), nn.ReLU(),
             nn.Conv2d(32, 64, 3, padding=1), nn.ReLU(),
         )
+        # the size the convolutions see: 8 * 2^k, so that the stride-2 stages end at exactly 8x8
+        # and the 4x4 pool divides it (ONNX exports only exact adaptive pooling); other sizes
+        # (24x24, 20x20) are resized to it first
+        self.work_size = 8 * 2 ** downsamplings(image_size)
         self.down = nn.Sequential(*(layer for _ in range(downsamplings(image_size)) for layer in (
             nn.Conv2d(64, 64, 3, stride=2, padding=1), nn.ReLU())))
-        self.pool = nn.AdaptiveAvgPool2d(4)  # (B, 64, 4, 4) whatever the size left
+        self.pool = nn.AvgPool2d(2)  # (B, 64, 8, 8) -> (B, 64, 4, 4)
         self.fc = nn.Linear(64 * 16, self.feature_dim)
         self.head = nn.Linear(self.feature_dim, num_classes)
         self.drop = nn.Dropout(0.2)
 
     def forward(self, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        if image.shape[-1] != self.work_size or image.shape[-2] != self.work_size:
+            image = F.interpolate(image, size=(self.work_size, self.work_size), mode="bilinear",
+                                  align_corners=False)
         h = self.pool(self.down(self.conv(image)))
         feats = F.relu(self.fc(h.flatten(1)))  # (B, F)
         return self.head(self.drop(feats)), feats

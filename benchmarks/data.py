@@ -138,7 +138,7 @@ def bench_validation(rows: int, repeats: int) -> dict:
 
 
 def bench_versioning(sizes: list[int], repeats: int) -> list[dict]:
-    from genline.data import save_npz
+    from genline.npzfiles import save_npz
     from genline.versioning import DvcConfig, checkout, commit_dataset
 
     out = []

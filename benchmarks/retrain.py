@@ -49,8 +49,9 @@ def main() -> int:
     import numpy as np
 
     from genline import contract
-    from genline.data import load_builtin, make_dataset, save_npz
+    from genline.data import load_builtin, make_dataset
     from genline.ingest.simulation import apply_style
+    from genline.npzfiles import save_npz
     from genline.serving import server as srv
     from genline.serving.registry import Registry
     from pipelines.run import run_local

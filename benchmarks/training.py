@@ -30,11 +30,11 @@ from genline.export import (
     export_generator,
     onnx_sample_fn,
     ort_session,
-    quantize_int8,
     time_session,
 )
 from genline.model import Generator
 from genline.train import PRESETS, preset, train
+from genline.variants import quantize_int8
 
 OUT = Path(__file__).resolve().parent.parent / "docs" / "benchmarks" / "training.md"
 

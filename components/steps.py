@@ -27,7 +27,8 @@ def validate_dataset(
 ) -> NamedTuple("DatasetInfo", [("fingerprint", str), ("num_rows", int)]):
     """Restore the training data (a DVC version, a path, or the built-in digits) and gate it with
     the data layer's expectation suite; any failed check fails the step."""
-    from genline.data import load_dataset, load_npz, save_npz
+    from genline.data import load_dataset
+    from genline.npzfiles import load_npz, save_npz
     from genline.validation import validate_dataset as run_suite
     from genline.versioning import DvcConfig, checkout
 
@@ -64,8 +65,8 @@ def train_generator(
     from scratch or warm-started from a published version (`init_from`: "serving" or a number),
     for the preset's iterations or `iterations` when it is above 0."""
     from components.support import png_html
-    from genline.data import load_npz
     from genline.distributed import DistributedConfig, train_distributed
+    from genline.npzfiles import load_npz
     from genline.retrain import warm_start_dir
     from genline.train import preset as preset_config
 
@@ -113,8 +114,8 @@ def evaluate_generator(
     import shutil
 
     from genline import contract
-    from genline.data import load_npz
     from genline.evaluate import evaluate_model_dir
+    from genline.npzfiles import load_npz
     from genline.retrain import alert_challenger_lost, challenger_outcome, parse_trigger
     from genline.serving.registry import Registry
 
@@ -156,9 +157,9 @@ def distill_generator(
     import shutil
 
     from genline import contract
-    from genline.data import load_npz
     from genline.distill import distill_config, distill_model_dir
     from genline.fsutil import atomic_write_json
+    from genline.npzfiles import load_npz
 
     shutil.copytree(model.path, distilled_model.path)
     if not distill:
@@ -196,8 +197,8 @@ def export_onnx(
     import shutil
 
     from components.support import png_html
-    from genline.data import load_npz
     from genline.export import ExportConfig, export_model_dir
+    from genline.npzfiles import load_npz
 
     shutil.copytree(model.path, onnx_model.path)
     report = export_model_dir(

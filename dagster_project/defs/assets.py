@@ -9,7 +9,7 @@ import os
 import dagster as dg
 
 from genline.contract import MODEL_NAME
-from genline.data import DataError, save_npz
+from genline.data import DataError
 from genline.fsutil import atomic_write_bytes
 from genline.ingest import (
     accepted_days,
@@ -20,6 +20,7 @@ from genline.ingest import (
 )
 from genline.ingest.input_drift import check_accepted_batch
 from genline.lineage_record import batch_records
+from genline.npzfiles import save_npz
 from genline.validation import ADVISORY_CHECKS, ReferenceStats
 from genline.versioning import (
     TRACKED_NAME,

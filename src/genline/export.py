@@ -1,8 +1,8 @@
-"""ONNX export with a parity check, the INT8 decision, and sample grids.
+"""ONNX export with a parity check on the simplified graph, sample grids, and export.json.
 
-The generator's whole sampler (fixed midpoint steps, guidance inside the graph) is exported as
-one graph with the legacy TorchScript-based exporter (`dynamo=False`), which unrolls the loop.
-INT8 (static QDQ, per channel) is measured against FP32 and adopted only when it pays off.
+The generator's whole sampler (fixed steps, guidance inside the graph) is exported as one graph
+with the legacy TorchScript-based exporter (`dynamo=False`), which unrolls the loop, then
+simplified. Which variant serves (FP32, INT8, the distilled student) is genline.variants.
 """
 
 from __future__ import annotations
@@ -20,8 +20,6 @@ from genline.fsutil import atomic_write_json, sha256_file
 
 PARITY_SAMPLES = 256
 PARITY_TOLERANCE = 1e-4
-INT8_MIN_SPEEDUP = 1.3
-INT8_MAX_METRIC_CHANGE = 0.05
 
 
 class ExportError(RuntimeError):
@@ -162,45 +160,7 @@ def export_evaluator(evaluator: torch.nn.Module, path: str | Path, opset: int) -
          contract.EVAL_FEATURES: {0: "batch"}}, opset)
 
 
-# --- INT8 ----------------------------------------------------------------------------------------
-
-
-def quantize_int8(fp32_path: Path, int8_path: Path, num_classes: int, latent_dim: int,
-                  seed: int = 0) -> None:
-    """Static QDQ quantization, per channel, calibrated on the generator's own inputs."""
-    from onnxruntime.quantization import (
-        CalibrationDataReader,
-        QuantFormat,
-        QuantType,
-        quantize_static,
-    )
-
-    rng = np.random.default_rng(seed)
-
-    class Reader(CalibrationDataReader):
-        def __init__(self) -> None:
-            self.batches = iter([
-                {contract.INPUT_LABEL: (np.arange(32) % num_classes).astype(np.int64),
-                 contract.INPUT_Z: rng.standard_normal((32, latent_dim)).astype(np.float32)}
-                for _ in range(8)])
-
-        def get_next(self):
-            return next(self.batches, None)
-
-    import logging
-
-    tmp = int8_path.with_name(f".{int8_path.name}.tmp")
-    previous = logging.root.manager.disable
-    logging.disable(logging.WARNING)  # the quantizer warns per weight through the root logger
-    try:
-        # MatMul/Gemm carry the weights; LayerNorm and the elementwise sampler stay FP32
-        quantize_static(str(fp32_path), str(tmp), Reader(), quant_format=QuantFormat.QDQ,
-                        per_channel=True, activation_type=QuantType.QInt8,
-                        weight_type=QuantType.QInt8, op_types_to_quantize=["MatMul", "Gemm"])
-        tmp.replace(int8_path)
-    finally:
-        logging.disable(previous)
-        tmp.unlink(missing_ok=True)
+# --- timing ---------------------------------------------------------------------------------------
 
 
 def time_session(session, num_classes: int, latent_dim: int, batch: int,
@@ -217,25 +177,6 @@ def time_session(session, num_classes: int, latent_dim: int, batch: int,
         session.run(None, feed)
         times.append(time.perf_counter() - t0)
     return float(np.median(times))
-
-
-def decide_int8(fp32: dict[str, float], int8: dict[str, float], speedup: float,
-                gated: tuple[str, ...]) -> tuple[bool, list[str]]:
-    """Adopt INT8 only if >= INT8_MIN_SPEEDUP faster and every gated metric within 5%."""
-    reasons = []
-    if not speedup >= INT8_MIN_SPEEDUP:
-        reasons.append(f"INT8 is {speedup:.2f}x the FP32 speed at batch 64, below the "
-                       f"{INT8_MIN_SPEEDUP}x needed")
-    for key in gated:
-        a, b = fp32.get(key), int8.get(key)
-        if a is None or b is None or not np.isfinite(b):
-            reasons.append(f"{key}: missing for INT8")
-            continue
-        change = abs(b - a) / abs(a) if a else abs(b - a)
-        if change > INT8_MAX_METRIC_CHANGE:
-            reasons.append(f"{key} moves {change:.1%} under INT8 ({a:.4f} -> {b:.4f}), more than "
-                           f"{INT8_MAX_METRIC_CHANGE:.0%}")
-    return not reasons, reasons
 
 
 # --- sample grids ---------------------------------------------------------------------------------
@@ -284,10 +225,9 @@ def export_model_dir(model_dir: str | Path, dataset=None,
     and gated metrics as FP32 and its speed measured; the decision and its reasons are recorded
     in export.json along with the sha256 of every exported file.
     """
-    from genline.evaluate import EvalConfig, compute_metrics
-    from genline.gate import GATED_METRICS
     from genline.lineage import stamp
     from genline.model import load_evaluator, load_generator
+    from genline.variants import export_student, measure_int8
 
     model_dir = Path(model_dir)
     model, ckpt = load_generator(model_dir / contract.CHECKPOINT)
@@ -320,40 +260,13 @@ def export_model_dir(model_dir: str | Path, dataset=None,
                 model_dir / contract.EMBEDDING)
             files[contract.EMBEDDING] = sha256_file(model_dir / contract.EMBEDDING)
 
-    fp32_sess = ort_session(fp32_path)
-    sample_grid(onnx_sample_fn(fp32_sess), g.num_classes, g.latent_dim,
+    sample_grid(onnx_sample_fn(ort_session(fp32_path)), g.num_classes, g.latent_dim,
                 model_dir / contract.SAMPLES_PNG)
 
-    int8: dict[str, Any] = {"adopted": False}
-    if cfg.try_int8 and dataset is not None and eval_ckpt.exists():
-        from genline.data import split
-
-        int8_path = model_dir / contract.ONNX_INT8
-        try:
-            quantize_int8(fp32_path, int8_path, g.num_classes, g.latent_dim, cfg.seed)
-            int8_sess = ort_session(int8_path)
-            t = {f"{name}_batch{b}_ms": 1e3 * time_session(s, g.num_classes, g.latent_dim, b)
-                 for name, s in (("fp32", fp32_sess), ("int8", int8_sess)) for b in (1, 64)}
-            speedup = t["fp32_batch64_ms"] / t["int8_batch64_ms"]
-            splits = split(dataset)
-            m_fp32 = compute_metrics(onnx_sample_fn(fp32_sess), splits, evaluator, g.latent_dim,
-                                     EvalConfig())
-            m_int8 = compute_metrics(onnx_sample_fn(int8_sess), splits, evaluator, g.latent_dim,
-                                     EvalConfig())
-            adopted, reasons = decide_int8(m_fp32, m_int8, speedup, GATED_METRICS)
-            int8 = {"adopted": adopted, "reasons": reasons, "speedup_batch64": speedup,
-                    "speedup_batch1": t["fp32_batch1_ms"] / t["int8_batch1_ms"], **t,
-                    "metrics_fp32": {k: m_fp32[k] for k in GATED_METRICS},
-                    "metrics_int8": {k: m_int8[k] for k in GATED_METRICS}}
-            if adopted:
-                files[contract.ONNX_INT8] = sha256_file(int8_path)
-            else:
-                int8_path.unlink(missing_ok=True)  # not adopted: not shipped
-        except Exception as exc:  # quantization is optional; record why it is not used
-            int8_path.unlink(missing_ok=True)
-            int8 = {"adopted": False, "reasons": [f"INT8 quantization failed: {exc}"]}
-    elif cfg.try_int8:
-        int8["reasons"] = ["not measured: no dataset or evaluator to score INT8 against"]
+    int8 = measure_int8(model_dir, fp32_path, g, dataset, cfg) if cfg.try_int8 else {
+        "adopted": False}
+    if int8.get("adopted"):
+        files[contract.ONNX_INT8] = sha256_file(model_dir / contract.ONNX_INT8)
     report["int8"] = int8
     report["serving_variant"] = contract.ONNX_INT8 if int8.get("adopted") else contract.ONNX_FP32
     student = export_student(model_dir, fp32_path, g, cfg)
@@ -369,65 +282,3 @@ def export_model_dir(model_dir: str | Path, dataset=None,
     atomic_write_json(model_dir / contract.EXPORT_REPORT, report)
     return report
 
-
-# --- the distilled student ----------------------------------------------------------------------
-
-
-def export_student(model_dir: Path, teacher_onnx: Path, g, cfg: ExportConfig,
-                   batches: tuple[int, ...] = (1, 256)) -> dict[str, Any] | None:
-    """Export the distilled student (genline.distill) beside the teacher, time both in process
-    and decide whether it serves: its gate passed, no gated metric more than 5% worse than the
-    teacher's (distill.json), and its graph matches the teacher's inputs and outputs.
-
-    Returns:
-        None when the directory holds no distillation; otherwise the decision with both sets of
-        metrics, both speeds and the reasons (recorded in export.json under "student").
-    """
-    from genline.fsutil import read_json
-    from genline.model import load_generator
-
-    report_path = model_dir / contract.DISTILL_REPORT
-    if not report_path.is_file():
-        return None
-    distilled = read_json(report_path)
-    if distilled.get("skipped"):
-        return {"adopted": False, "exported": False, "reasons": [distilled["skipped"]]}
-    student_path = model_dir / contract.STUDENT_CHECKPOINT
-    out: dict[str, Any] = {
-        "adopted": False, "exported": False,
-        "metrics_teacher": distilled.get("metrics_teacher"),
-        "metrics_student": distilled.get("metrics_student"),
-        "student_gate_passed": bool(distilled.get("student_gate", {}).get("passed")),
-        "teacher_evaluations": g.evaluations,
-    }
-    if not student_path.is_file() or sha256_file(student_path) != distilled.get("student_sha256"):
-        out["reasons"] = [f"{contract.STUDENT_CHECKPOINT} is missing or is not the one "
-                          f"{contract.DISTILL_REPORT} records"]
-        return out
-    ckpt_sha = sha256_file(model_dir / contract.CHECKPOINT)
-    if distilled.get(contract.CHECKPOINT_SHA256_KEY) != ckpt_sha:
-        out["reasons"] = [f"{contract.DISTILL_REPORT} was distilled from another checkpoint"]
-        return out
-    student, _ = load_generator(student_path)
-    s = student.cfg
-    if (s.latent_dim, s.image_shape, s.num_classes) != (g.latent_dim, g.image_shape,
-                                                        g.num_classes):
-        out["reasons"] = ["the student's inputs or outputs differ from the teacher's"]
-        return out
-    student_onnx = model_dir / contract.ONNX_STUDENT
-    out["parity"] = export_generator(student, student_onnx, cfg)
-    out["exported"] = True
-    out["student_evaluations"] = s.evaluations
-    sessions = {"teacher": ort_session(teacher_onnx), "student": ort_session(student_onnx)}
-    for b in batches:  # one ORT thread, per image
-        for name, sess in sessions.items():
-            out[f"{name}_batch{b}_ms_per_image"] = (
-                1e3 * time_session(sess, g.num_classes, g.latent_dim, b, repeats=10) / b)
-        out[f"speedup_batch{b}"] = (out[f"teacher_batch{b}_ms_per_image"]
-                                    / out[f"student_batch{b}_ms_per_image"])
-    reasons = list(distilled.get("reasons") or [])
-    if not distilled.get("adoptable") and not reasons:
-        reasons = ["distill.json does not mark the student adoptable"]
-    out["adopted"] = not reasons
-    out["reasons"] = reasons
-    return out

@@ -302,7 +302,8 @@ def build_publish_record(
     else:
         ckpt = _link("checkpoint", NOT_RECORDED, None, f"{model_dir} carries no checkpoint stamp")
 
-    exported = export.get("files", {}).get(contract.ONNX_FP32)
+    # what was staged as model.onnx: the adopted variant (INT8, the distilled student) or FP32
+    exported = export.get("files", {}).get(export.get("serving_variant", contract.ONNX_FP32))
     if reg.get("onnx_sha256"):
         onnx_value = {
             "sha256": reg["onnx_sha256"],

@@ -10,7 +10,7 @@ from PIL import Image
 
 from genline import clock
 from genline.alerts import read_alerts
-from genline.data import DataError, load_npz
+from genline.data import DataError
 from genline.ingest import (
     BATCH_FILE,
     RESULT_FILE,
@@ -27,6 +27,7 @@ from genline.ingest import (
     simulated_day_index,
     simulation_window,
 )
+from genline.npzfiles import load_npz
 from genline.validation import ReferenceStats
 
 START = "2026-11-01"
@@ -147,7 +148,7 @@ def test_unreadable_deliveries_are_quarantined(state, fault):
 
 
 def test_integer_pixels_outside_0_255_are_unreadable_like_in_the_loader(state, batch):
-    # One .npz parser (genline.data.read_npz) for deliveries and training files alike.
+    # One .npz parser (genline.npzfiles.read_npz) for deliveries and training files alike.
     store = BatchStore.default()
     images = (batch.images * 255).round().astype(np.int32)
     images[4, 0, 1, 1] = 300

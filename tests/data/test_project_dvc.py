@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from genline.data import save_npz
+from genline.npzfiles import save_npz
 from genline.versioning import DvcConfig, commit_dataset, md5_file, project_remote
 
 REPO_ROOT = Path(__file__).resolve().parents[2]

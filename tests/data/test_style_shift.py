@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from genline.data import DataError, Dataset, load_npz, row_hashes
+from genline.data import DataError, Dataset, row_hashes
 from genline.ingest import (
     BATCH_FILE,
     BatchStore,
@@ -21,6 +21,7 @@ from genline.ingest import (
     simulated_batches,
     styled,
 )
+from genline.npzfiles import load_npz
 from genline.validation import ReferenceStats, validate_dataset
 
 

@@ -10,7 +10,7 @@ import pytest
 from click.testing import CliRunner
 
 from genline.cli import cli
-from genline.data import save_npz
+from genline.npzfiles import save_npz
 from genline.versioning import DvcConfig, commit_dataset, md5_file
 
 

@@ -11,7 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from genline.data import Dataset, save_npz
+from genline.data import Dataset
+from genline.npzfiles import save_npz
 from genline.versioning import (
     TRACKED_NAME,
     DvcConfig,

@@ -11,8 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from genline.data import save_npz
 from genline.faults import ENV as KILL_ENV
+from genline.npzfiles import save_npz
 from genline.versioning import DvcConfig, list_versions, md5_file
 
 COMMIT = """

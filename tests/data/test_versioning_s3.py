@@ -7,7 +7,7 @@ import shutil
 import numpy as np
 import pytest
 
-from genline.data import save_npz
+from genline.npzfiles import save_npz
 from genline.versioning import (
     DvcConfig,
     VersioningError,

@@ -5,17 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from genline.data import (
-    DataConfig,
-    DataError,
-    concat,
-    load_dataset,
-    load_npz,
-    load_source,
-    save_npz,
-    split,
-)
+from genline.data import DataConfig, DataError, concat, load_dataset, load_source, split
 from genline.imagefiles import load_image_folder
+from genline.npzfiles import load_npz, save_npz
 from tests.conftest import write_image_folder
 
 

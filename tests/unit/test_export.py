@@ -8,8 +8,9 @@ import pytest
 import torch
 
 from genline import contract
-from genline.export import ExportConfig, ExportError, decide_int8, export_generator, ort_session
+from genline.export import ExportConfig, ExportError, export_generator, ort_session
 from genline.model import Generator, GeneratorConfig
+from genline.variants import decide_int8
 
 
 @pytest.fixture(scope="module")

@@ -16,7 +16,6 @@ from click.testing import CliRunner
 
 from genline import contract
 from genline.cli import cli
-from genline.data import save_npz
 from genline.drift_verdicts import Verdict, record_verdict
 from genline.fsutil import atomic_write_json
 from genline.lineage_record import (
@@ -27,6 +26,7 @@ from genline.lineage_record import (
     record_publish,
 )
 from genline.lineage_report import format_table, lineage_report, read_record
+from genline.npzfiles import save_npz
 from genline.serving.registry import Registry
 
 MODEL = contract.MODEL_NAME

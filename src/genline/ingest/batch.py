@@ -7,10 +7,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from genline.alerts import send_alert
-from genline.data import DataConfig, DataError, save_npz
+from genline.data import DataConfig, DataError
 from genline.fsutil import atomic_write_json
 from genline.ingest.delivery import delivery_sha256, read_delivery
 from genline.ingest.store import BATCH_FILE, RESULT_FILE, BatchStore, new_quarantine_dir, parse_day
+from genline.npzfiles import save_npz
 from genline.validation import ReferenceStats, ValidationConfig, ValidationResult, validate_dataset
 
 

@@ -7,8 +7,9 @@ from pathlib import Path
 
 import numpy as np
 
-from genline.data import DataConfig, DataError, Dataset, read_npz
+from genline.data import DataConfig, DataError, Dataset
 from genline.imagefiles import read_image
+from genline.npzfiles import read_npz
 
 
 def delivery_sha256(folder: str | Path) -> str:

@@ -153,8 +153,8 @@ def check_accepted_batch(
     Returns:
         The recorded verdict, or None when there is no training data yet.
     """
-    from genline.data import load_npz
     from genline.drift_verdicts import record_verdict
+    from genline.npzfiles import load_npz
 
     if dataset_path is None:
         return None

@@ -19,8 +19,9 @@ from pathlib import Path
 import numpy as np
 
 from genline import clock
-from genline.data import DataConfig, DataError, Dataset, load_builtin, row_hashes, save_npz
+from genline.data import DataConfig, DataError, Dataset, load_builtin, row_hashes
 from genline.ingest.store import BATCH_FILE, BatchStore, parse_day
+from genline.npzfiles import save_npz
 
 DEFAULT_SIM_DAYS = 28
 STYLES = ("thick", "slant")

@@ -7,9 +7,10 @@ from pathlib import Path
 
 import numpy as np
 
-from genline.data import DataError, Dataset, concat, load_npz, make_dataset, row_hashes
+from genline.data import DataError, Dataset, concat, make_dataset, row_hashes
 from genline.fsutil import atomic_write_bytes
 from genline.ingest.store import BATCH_FILE, BatchStore, accepted_days
+from genline.npzfiles import load_npz
 
 
 def build_training_dataset(store: BatchStore, as_of: str | None = None) -> Dataset:

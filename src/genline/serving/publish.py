@@ -61,7 +61,6 @@ from genline.serving.publish_checks import (
     read_model_dir,
 )
 from genline.serving.publish_checks import check_self_contained_onnx as check_self_contained
-from genline.serving.reconcile import reload_or_unload
 from genline.serving.registry import Registry
 from genline.serving.rollback import rollback  # noqa: F401  (re-exported)
 from genline.serving.staging import (
@@ -78,6 +77,7 @@ from genline.serving.target import (  # noqa: F401  (Target, PublishError re-exp
     check_ready_or_raise,
     connect,
     publish_lock,
+    quarantine_failed,
     reconcile_or_raise,
     refused_alert,
 )
@@ -102,41 +102,6 @@ class PublishResult:
     lineage: dict[str, Any]
     created: bool = True
     reconciled: list[str] = field(default_factory=list)
-
-
-def _fail(
-    target: Target,
-    server: ControlClient | None,
-    version: int,
-    reason: str,
-    registry: Registry,
-    previous: int | None,
-) -> PublishError:
-    """Quarantine `version`, make sure the previous version serves again, alert."""
-    repo = Path(target.repository)
-    where = repo_mod.quarantine(repo, target.model, version, reason)
-    restored = None
-    if server is not None:
-        try:
-            reload_or_unload(server, repo)  # without N: the latest remaining versions serve
-            restored = server.loaded_versions()
-        except Exception as exc:
-            reason = f"{reason}; reloading the previous version also failed: {exc}"
-    registry.record(repo, target.model, "quarantined", version, state="quarantined", reason=reason)
-    alert(
-        target,
-        f"publish of {target.model} version {version} failed: {reason}",
-        {
-            "version": version,
-            "quarantine": str(where),
-            "previous": previous,
-            "loaded_after": restored,
-        },
-    )
-    return PublishError(
-        f"version {version} quarantined ({where}): {reason}; still serving: {restored or previous}",
-        version,
-    )
 
 
 def _onnx_sha256(md: ModelDir) -> str | None:
@@ -343,7 +308,7 @@ def publish(
             try:
                 server.load()
             except Exception as exc:
-                raise _fail(
+                raise quarantine_failed(
                     target,
                     server,
                     version,
@@ -367,7 +332,7 @@ def publish(
                 )
                 profile_path = save_profile(profile, target.profile_dir)
             except Exception as exc:
-                raise _fail(
+                raise quarantine_failed(
                     target,
                     server,
                     version,

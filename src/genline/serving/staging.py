@@ -101,17 +101,12 @@ def reshape_config_for_first_version(repository: Path, model: str, meta: dict) -
             continue
         text = path.read_text(encoding="utf-8")
         config = parse_config(text)
-        tensors = [*config.input, *config.output]
         before = text_format.MessageToString(config)
-        for t in tensors:
-            if t.name in want and list(t.dims) != want[t.name]:
+        warmups = [(name, t) for w in config.model_warmup for name, t in w.inputs.items()]
+        for name, t in [*((t.name, t) for t in [*config.input, *config.output]), *warmups]:
+            if name in want and list(t.dims) != want[name]:
                 del t.dims[:]
-                t.dims.extend(want[t.name])
-        for w in config.model_warmup:
-            for name, t in w.inputs.items():
-                if name in want and list(t.dims) != want[name]:
-                    del t.dims[:]
-                    t.dims.extend(want[name])
+                t.dims.extend(want[name])
         if text_format.MessageToString(config) != before:
             header = "".join(line + "\n" for line in text.splitlines() if line.startswith("#"))
             atomic_write_bytes(path, (header + text_format.MessageToString(config)).encode())

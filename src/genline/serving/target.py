@@ -13,7 +13,7 @@ from genline import contract
 from genline.alerts import send_alert
 from genline.control import ControlClient, ControlError
 from genline.serving import repository as repo_mod
-from genline.serving.reconcile import ReconcileError, reconcile
+from genline.serving.reconcile import ReconcileError, reconcile, reload_or_unload
 from genline.serving.registry import Registry
 
 
@@ -101,4 +101,40 @@ def refused_alert(
         kind=REFUSED_KIND,
         model=target.model,
         subject=f"{model_dir}:{reason_kind}",
+    )
+
+
+def quarantine_failed(
+    target: Target,
+    server: ControlClient | None,
+    version: int,
+    reason: str,
+    registry: Registry,
+    previous: int | None,
+) -> PublishError:
+    """A version that failed after it was assigned: quarantine it, make sure the previous
+    version serves again, alert; the PublishError to raise."""
+    repo = Path(target.repository)
+    where = repo_mod.quarantine(repo, target.model, version, reason)
+    restored = None
+    if server is not None:
+        try:
+            reload_or_unload(server, repo)  # without N: the latest remaining versions serve
+            restored = server.loaded_versions()
+        except Exception as exc:
+            reason = f"{reason}; reloading the previous version also failed: {exc}"
+    registry.record(repo, target.model, "quarantined", version, state="quarantined", reason=reason)
+    alert(
+        target,
+        f"publish of {target.model} version {version} failed: {reason}",
+        {
+            "version": version,
+            "quarantine": str(where),
+            "previous": previous,
+            "loaded_after": restored,
+        },
+    )
+    return PublishError(
+        f"version {version} quarantined ({where}): {reason}; still serving: {restored or previous}",
+        version,
     )

@@ -21,8 +21,9 @@ import pytest
 
 from genline import clock, contract
 from genline.alerts import read_alerts
-from genline.data import load_builtin, make_dataset, save_npz
+from genline.data import load_builtin, make_dataset
 from genline.drift_verdicts import Verdict, record_verdict
+from genline.npzfiles import save_npz
 from genline.serving.registry import Registry
 from genline.versioning import DvcConfig, commit_dataset
 

@@ -67,9 +67,9 @@ def triton(home, tmp_path_factory):
 
 def _version_the_data(home: Path):
     """Ingest the simulated days and version their union, as the data assets do."""
-    from genline.data import save_npz
     from genline.ingest import BatchStore, build_training_dataset, deliver_simulated, ingest_batch
     from genline.lineage_record import batch_records
+    from genline.npzfiles import save_npz
     from genline.versioning import DvcConfig, record_dataset_file
 
     store = BatchStore(home)
@@ -105,8 +105,8 @@ def _traffic(url: str, version: int, home: Path) -> None:
 @pytest.fixture(scope="module")
 def line(home, triton):
     """The data version, and version 1 (weak, gated) serving from it."""
-    from genline.data import load_npz
     from genline.export import ExportConfig
+    from genline.npzfiles import load_npz
     from genline.serving.publish import Target, publish
     from genline.train import preset
     from genline.versioning import checkout

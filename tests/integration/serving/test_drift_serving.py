@@ -168,11 +168,12 @@ def test_a_window_below_the_minimum_is_insufficient_data(drift_server, cfg):
 def _accepted_state(root: Path, plain_days: list[str], thick_days: list[str], trained: list[str]):
     """A state dir whose accepted batches are digits (`plain_days`) and held-out digits drawn
     thicker (`thick_days`), and version 1's lineage naming the days it was trained on."""
-    from genline.data import load_builtin, save_npz
+    from genline.data import load_builtin
     from genline.ingest import BatchStore
     from genline.ingest.simulation import styled
     from genline.ingest.store import BATCH_FILE
     from genline.lineage_record import SCHEMA, record_path
+    from genline.npzfiles import save_npz
 
     digits = load_builtin()
     parts = np.array_split(np.random.default_rng(0).permutation(len(digits)), 4)

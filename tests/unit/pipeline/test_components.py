@@ -11,7 +11,8 @@ from kfp import dsl
 from components import steps
 from components.support import png_html
 from genline.alerts import read_alerts
-from genline.data import load_builtin, make_dataset, save_npz
+from genline.data import load_builtin, make_dataset
+from genline.npzfiles import save_npz
 from genline.serving.registry import Registry
 from genline.tensorrt_engine import build_engine
 

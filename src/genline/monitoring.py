@@ -146,7 +146,7 @@ def newest_real_data(
     store = BatchStore(paths.state_root or _state_root())
     days = accepted_days(store)
     seen = trained_days(paths, model, version) if version is not None else None
-    unseen = [d for d in days if seen is not None and d not in set(seen)]
+    unseen = [] if seen is None else sorted(set(days) - set(seen))
     if unseen:
         ds = union_of_days(store, unseen)
         if np.bincount(ds.labels, minlength=ds.num_classes).max() >= min_per_label:

@@ -218,18 +218,23 @@ class TritonPythonModel:
                     records[i] = self._record(rid, seed, now, "INTERNAL", msg)
                 valid = []
             latency_ms = round((time.perf_counter() - start) * 1e3, 3)
+            if valid:  # summaries for the whole batch at once, sliced per request
+                from genline.serving.features import encode_images, summarize
+
+                summaries = summarize(labels, zs, images)
             offset = 0
-            for i, rid, seed, lab, z, _ in valid:
+            for i, rid, seed, lab, _, _ in valid:
                 n = len(lab)
                 img = images[offset : offset + n]
-                offset += n
                 responses[i] = pb_utils.InferenceResponse(
                     output_tensors=[pb_utils.Tensor(IMAGE, img)]
                 )
                 rec = self._record(rid, seed, now, "OK", None, latency_ms)
                 rec["batch"] = n
-                rec.update(self._summaries(lab, z, img))
+                rec.update({k: v[offset : offset + n] for k, v in summaries.items()})
+                rec["images"] = encode_images(img)
                 records[i] = rec
+                offset += n
         for request, rec in zip(requests, records, strict=True):
             if pb_utils.get_input_tensor_by_name(request, WARMUP) is not None:
                 continue  # Triton's model_warmup (config.pbtxt), not traffic
@@ -275,13 +280,6 @@ class TritonPythonModel:
                     still.append(entry)
             valid = still
         return valid
-
-    def _summaries(self, labels, z, images):
-        from genline.serving.features import encode_images, summarize
-
-        out = summarize(labels, z, images)
-        out["images"] = encode_images(images)
-        return out
 
     def _record(self, rid, seed, now, status, error, latency_ms=None):
         return {

@@ -15,7 +15,8 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-SECTIONS = ("training", "serving", "data", "pipeline", "alerting", "drift", "loop")
+SECTIONS = ("training", "serving", "distill", "resolution", "data", "pipeline", "alerting",
+            "drift", "loop")
 # assembled into docs/benchmarks.md but run by hand (benchmarks/installs.py, ~5 min of installs)
 ASSEMBLED = (*SECTIONS, "installs")
 

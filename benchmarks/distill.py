@@ -1,0 +1,248 @@
+"""Few-step sampling benchmark: the `default` teacher against its distilled student, one run.
+
+    .venv/bin/python benchmarks/distill.py [--duration 5] [--rounds 3] [--model DIR]
+
+In one run, side by side:
+  1. trains the `default` preset on the built-in digits with distillation (genline's own
+     run_training: train, evaluate, gate, distill, export), timing training and distillation
+     against the preset's budget (its max_seconds) plus 50%;
+  2. exports the same teacher without the student: what serves when distillation is off
+     (today's model);
+  3. serves each from its own Triton Inference Server (genline's config and tuning, prediction
+     logging on), and drives both with the closed-loop load generator of benchmarks/serving.py
+     at concurrency 8, single-image requests and client batches of 32, rounds interleaved
+     (teacher, student, teacher, ...), median images/s kept;
+  4. reports the quality of both (the paired evaluation distill.json records: same evaluator,
+     same seed), the per-image cost in process (ONNX Runtime, 1 thread, batch 1 and 256, from
+     export.json) and the graphs' node counts before and after simplification.
+
+Writes docs/benchmarks/distill.md (assembled into docs/benchmarks.md by run_all.py).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from serving import TritonBench, run_load, triton_call  # noqa: E402
+
+from genline import contract  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+OUT = ROOT / "docs" / "benchmarks" / "distill.md"
+GOALS = {"speedup": 10.0, "fd_ratio": 1.2, "conditional_accuracy_ratio": 0.97,
+         "diversity_ratio": 0.8, "nn_distance_ratio": 0.8, "budget_factor": 1.5}
+CONCURRENCY = 8
+BATCHES = (1, 32)
+
+
+def train_with_distillation(out: Path) -> dict:
+    from genline.data import load_builtin
+    from genline.distill import distill_config
+    from genline.train import PRESETS
+    from genline.workflow import run_training
+
+    t0 = time.monotonic()
+    res = run_training(load_builtin(), "default", out, distill=distill_config("default"),
+                       progress=False)
+    wall = time.monotonic() - t0
+    if not res.gate_passed:
+        raise SystemExit(f"the default teacher failed its gate: {res.gate_reasons}")
+    return {"wall_seconds": wall, "budget_seconds": PRESETS["default"].max_seconds}
+
+
+def teacher_only(model_dir: Path, out: Path) -> Path:
+    """The same checkpoint exported without its student: what serves without distillation."""
+    from genline.data import load_builtin
+    from genline.export import export_model_dir
+
+    shutil.copytree(model_dir, out)
+    for name in (contract.DISTILL_REPORT, contract.STUDENT_CHECKPOINT, contract.ONNX_STUDENT):
+        (out / name).unlink(missing_ok=True)
+    export_model_dir(out, load_builtin())
+    return out
+
+
+def student_served(model_dir: Path, out: Path) -> Path:
+    """`model_dir` when its student was adopted; otherwise a copy that serves the student
+    anyway, for the speed comparison only (the report states the real decision)."""
+    from genline.data import load_builtin
+    from genline.export import export_model_dir
+    from genline.fsutil import atomic_write_json
+
+    e = json.loads((model_dir / contract.EXPORT_REPORT).read_text())
+    if e.get("serving_variant") == contract.ONNX_STUDENT:
+        return model_dir
+    print("the student was not adopted (" + "; ".join(e["student"]["reasons"]) + "): serving a "
+          "copy that adopts it, to measure its speed", flush=True)
+    shutil.copytree(model_dir, out)
+    d = json.loads((out / contract.DISTILL_REPORT).read_text())
+    d.update(adoptable=True, reasons=[])
+    atomic_write_json(out / contract.DISTILL_REPORT, d)
+    export_model_dir(out, load_builtin())
+    return out
+
+
+def serve_side_by_side(dirs: dict[str, Path], work: Path, duration: float,
+                       rounds: int) -> dict[tuple[str, int], list[float]]:
+    """images/s of each served model, per (model, batch), one value per round."""
+    from genline.serving.config import CpuTuning
+
+    benches = {name: TritonBench(d, work / name) for name, d in dirs.items()}
+    out: dict[tuple[str, int], list[float]] = {}
+    try:
+        for b in benches.values():
+            b.start(CpuTuning())
+        for r in range(rounds):
+            for batch in BATCHES:
+                for name, bench in benches.items():
+                    res = run_load(f"{name} b{batch}", triton_call(bench.cfg.grpc_url, batch),
+                                   CONCURRENCY, batch, duration)
+                    if res.errors:
+                        raise SystemExit(f"{name}: {res.errors} failed requests")
+                    out.setdefault((name, batch), []).append(res.sps)
+                    print(f"round {r} {name:8s} batch {batch:2d}: {res.sps:8.1f} images/s "
+                          f"(p50 {res.pct(50):.1f} ms)", flush=True)
+    finally:
+        for b in benches.values():
+            b.stop()
+    return out
+
+
+def fmt(x, d=3):
+    return "-" if x is None else f"{x:.{d}f}"
+
+
+def write_report(model_dir: Path, timing: dict, served: dict, duration: float,
+                 rounds: int, wall: float) -> None:
+    d = json.loads((model_dir / contract.DISTILL_REPORT).read_text())
+    e = json.loads((model_dir / contract.EXPORT_REPORT).read_text())
+    tr = json.loads((model_dir / "train.json").read_text())
+    st = e["student"]
+    med = {k: float(np.median(v)) for k, v in served.items()}
+    train_s = float(tr["seconds"])
+    distill_s = float(d["pool_seconds"] + d["train_seconds"] + d["evaluate_seconds"])
+    budget = timing["budget_seconds"] * GOALS["budget_factor"]
+    # the gated metrics as distill.json pairs them; nn_distance_ratio (a gate floor, not
+    # compared with the teacher) from metrics.json and the student's gate checks
+    mt = {**d["metrics_teacher"], "nn_distance_ratio": json.loads(
+        (model_dir / contract.METRICS).read_text())["nn_distance_ratio"]}
+    ms = {**d["metrics_student"],
+          "nn_distance_ratio": d["student_gate"]["checks"]["nn_distance_ratio"]["value"]}
+    lines = [
+        "## Few-step sampling (distillation)", "",
+        f"`benchmarks/distill.py`, one run ({time.strftime('%Y-%m-%d')}, {platform.machine()}, "
+        f"{wall / 60:.1f} min): the `default` preset trained on the built-in digits with "
+        "distillation, then the same teacher and its student each served by its own Triton "
+        "(genline's config, prediction logging on), driven in interleaved rounds by the "
+        f"closed-loop load generator of benchmarks/serving.py at concurrency {CONCURRENCY} "
+        f"({rounds} rounds of {duration:g} s per cell, median). Teacher: "
+        f"{st['teacher_evaluations']} network evaluations per image (10 midpoint steps with "
+        f"classifier-free guidance); student: {st['student_evaluations']} (2 Euler steps, "
+        "guidance folded in).", "",
+        "### Served through Triton (images/s)", "",
+        "| requests | teacher | student | student / teacher | goal |",
+        "|---|---:|---:|---:|---|",
+    ]
+    ok = {}
+    for b in BATCHES:
+        t, s = med[("teacher", b)], med[("student", b)]
+        ok[f"served_b{b}"] = s / t >= GOALS["speedup"]
+        what = "single image" if b == 1 else f"batches of {b}"
+        lines.append(f"| {what} | {t:.0f} | {s:.0f} | **{s / t:.1f}x** | &ge; 10x "
+                     f"{'met' if ok[f'served_b{b}'] else 'missed'} |")
+    lines += ["", "Rounds (images/s): " + "; ".join(
+        f"{n} b{b}: " + ", ".join(f"{v:.0f}" for v in served[(n, b)])
+        for b in BATCHES for n in ("teacher", "student")), ""]
+    lines += ["### In process (ONNX Runtime, 1 thread, ms per image)", "",
+              "| batch | teacher | student | student speedup |", "|---:|---:|---:|---:|"]
+    for b in (1, 256):
+        lines.append(f"| {b} | {st[f'teacher_batch{b}_ms_per_image']:.3f} | "
+                     f"{st[f'student_batch{b}_ms_per_image']:.3f} | "
+                     f"{st[f'speedup_batch{b}']:.1f}x |")
+    nt, ns = e["parity"], st["parity"]
+    lines += ["", "Graphs (nodes / Constant / Shape), exported -> simplified (ORT basic offline "
+              "optimisation, parity checked on the simplified graph): teacher "
+              f"{_nodes(nt)}; student {_nodes(ns)}.", ""]
+    lines += ["### Quality (the paired evaluation in distill.json: same evaluator, same seed)", "",
+              "| metric | teacher | student | goal for the student |", "|---|---:|---:|---|"]
+    for k in ("fd_ratio", "conditional_accuracy_ratio", "diversity_ratio", "nn_distance_ratio"):
+        goal = GOALS[k]
+        met = ms[k] <= goal if k == "fd_ratio" else ms[k] >= goal
+        ok[k] = met
+        lines.append(f"| {k} | {fmt(mt[k])} | {fmt(ms[k])} | "
+                     f"{'&le;' if k == 'fd_ratio' else '&ge;'} {goal} "
+                     f"{'met' if met else 'missed'} |")
+    decision = "adopted: the student serves" if st["adopted"] else (
+        "not adopted: " + "; ".join(st["reasons"]))
+    ok["budget"] = train_s + distill_s <= budget
+    lines += ["", f"Adoption (student passes the gate, no gated metric > 5% worse): {decision}.",
+              "", "### Time to produce it", "",
+              "| step | seconds |", "|---|---:|",
+              f"| teacher training ({tr['iterations']} iterations) | {train_s:.0f} |",
+              f"| distillation: teacher sample pool ({d['config']['pool']}) | "
+              f"{d['pool_seconds']:.0f} |",
+              f"| distillation: student training ({d['iterations_run']} iterations) | "
+              f"{d['train_seconds']:.0f} |",
+              f"| distillation: scoring the student | {d['evaluate_seconds']:.0f} |",
+              f"| **training + distillation** | **{train_s + distill_s:.0f}** |",
+              f"| the `default` budget ({timing['budget_seconds']:.0f} s) + 50% | {budget:.0f} |",
+              f"| whole run_training (+ evaluation, INT8 trial, exports, timing) | "
+              f"{timing['wall_seconds']:.0f} |", "",
+              "Goals: " + ", ".join(f"{k} {'met' if v else 'MISSED'}" for k, v in ok.items())
+              + ".", ""]
+    OUT.parent.mkdir(parents=True, exist_ok=True)
+    OUT.write_text("\n".join(lines))
+    print("\n".join(lines))
+    print(f"wrote {OUT}")
+
+
+def _nodes(p: dict) -> str:
+    a, b = p["nodes_exported"], p["nodes_simplified"]
+    return (f"{a['nodes']}/{a['constant']}/{a['shape']} -> "
+            f"{b['nodes']}/{b['constant']}/{b['shape']}")
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--duration", type=float, default=5.0)
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--model", help="the student/ directory an earlier --keep run left (skips "
+                    "training; reads timing.json beside it)")
+    ap.add_argument("--keep", help="keep the model directories here")
+    args = ap.parse_args(argv)
+    t0 = time.monotonic()
+    work = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="genline-distill-"))
+    work.mkdir(parents=True, exist_ok=True)
+    try:
+        if args.model:
+            model_dir = Path(args.model)
+            timing = json.loads((model_dir.parent / "timing.json").read_text())
+        else:
+            model_dir = work / "student"
+            timing = train_with_distillation(model_dir)
+            (work / "timing.json").write_text(json.dumps(timing))
+        teacher = teacher_only(model_dir, work / "teacher")
+        student = student_served(model_dir, work / "student_served")
+        served = serve_side_by_side({"teacher": teacher, "student": student}, work / "serve",
+                                    args.duration, args.rounds)
+        write_report(model_dir, timing, served, args.duration, args.rounds,
+                     time.monotonic() - t0)
+    finally:
+        if not args.keep:
+            shutil.rmtree(work, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -37,6 +37,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from serving import TritonBench, run_load, triton_call  # noqa: E402
 
 from genline import contract  # noqa: E402
+from genline.fsutil import read_json  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "docs" / "benchmarks" / "distill.md"
@@ -80,13 +81,13 @@ def student_served(model_dir: Path, out: Path) -> Path:
     from genline.export import export_model_dir
     from genline.fsutil import atomic_write_json
 
-    e = json.loads((model_dir / contract.EXPORT_REPORT).read_text())
+    e = read_json(model_dir / contract.EXPORT_REPORT)
     if e.get("serving_variant") == contract.ONNX_STUDENT:
         return model_dir
     print("the student was not adopted (" + "; ".join(e["student"]["reasons"]) + "): serving a "
           "copy that adopts it, to measure its speed", flush=True)
     shutil.copytree(model_dir, out)
-    d = json.loads((out / contract.DISTILL_REPORT).read_text())
+    d = read_json(out / contract.DISTILL_REPORT)
     d.update(adoptable=True, reasons=[])
     atomic_write_json(out / contract.DISTILL_REPORT, d)
     export_model_dir(out, load_builtin())
@@ -125,9 +126,9 @@ def fmt(x, d=3):
 
 def write_report(model_dir: Path, timing: dict, served: dict, duration: float,
                  rounds: int, wall: float) -> None:
-    d = json.loads((model_dir / contract.DISTILL_REPORT).read_text())
-    e = json.loads((model_dir / contract.EXPORT_REPORT).read_text())
-    tr = json.loads((model_dir / "train.json").read_text())
+    d = read_json(model_dir / contract.DISTILL_REPORT)
+    e = read_json(model_dir / contract.EXPORT_REPORT)
+    tr = read_json(model_dir / "train.json")
     st = e["student"]
     med = {k: float(np.median(v)) for k, v in served.items()}
     train_s = float(tr["seconds"])
@@ -135,8 +136,8 @@ def write_report(model_dir: Path, timing: dict, served: dict, duration: float,
     budget = timing["budget_seconds"] * GOALS["budget_factor"]
     # the gated metrics as distill.json pairs them; nn_distance_ratio (a gate floor, not
     # compared with the teacher) from metrics.json and the student's gate checks
-    mt = {**d["metrics_teacher"], "nn_distance_ratio": json.loads(
-        (model_dir / contract.METRICS).read_text())["nn_distance_ratio"]}
+    mt = {**d["metrics_teacher"],
+          "nn_distance_ratio": read_json(model_dir / contract.METRICS)["nn_distance_ratio"]}
     ms = {**d["metrics_student"],
           "nn_distance_ratio": d["student_gate"]["checks"]["nn_distance_ratio"]["value"]}
     lines = [
@@ -227,7 +228,7 @@ def main(argv=None) -> int:
     try:
         if args.model:
             model_dir = Path(args.model)
-            timing = json.loads((model_dir.parent / "timing.json").read_text())
+            timing = read_json(model_dir.parent / "timing.json")
         else:
             model_dir = work / "student"
             timing = train_with_distillation(model_dir)

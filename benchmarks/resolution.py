@@ -28,7 +28,6 @@ GOAL_FD, GOAL_NN, GOAL_SECONDS = 1.5, 0.8, 600
 def main(argv=None) -> int:
     from genline.export import ExportConfig
     from genline.photos import photo_tiles
-    from genline.train import preset
     from genline.workflow import run_training
 
     ap = argparse.ArgumentParser()
@@ -41,14 +40,12 @@ def main(argv=None) -> int:
     try:
         for size in (int(s) for s in args.sizes.split(",")):
             ds = photo_tiles(size, stride=GRID)
-            cfg = preset(args.preset)
             t0 = time.monotonic()
-            res = run_training(ds, args.preset, work / f"m{size}", train_cfg=cfg,
+            res = run_training(ds, args.preset, work / f"m{size}",
                                export_cfg=ExportConfig(try_int8=False), progress=False)
-            wall = time.monotonic() - t0
-            g = res.export.get("latent_dim")
-            row = {"size": size, "rows": len(ds), "wall": wall, "train": res.train_seconds,
-                   "passed": res.gate_passed, "latent": g, **res.metrics}
+            row = {"size": size, "rows": len(ds), "wall": time.monotonic() - t0,
+                   "train": res.train_seconds, "passed": res.gate_passed,
+                   "latent": res.export.get("latent_dim"), **res.metrics}
             rows.append(row)
             print({k: row[k] for k in ("size", "rows", "wall", "passed", "fd_ratio",
                                        "nn_distance_ratio")}, flush=True)

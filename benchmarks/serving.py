@@ -300,33 +300,6 @@ def triton_call(url, batch):
     return make
 
 
-def triton_raw_call(url, batch):
-    """Triton's ModelInfer with the request serialized once (what perf_analyzer's C++ client
-    amounts to): the client's own per-request cost drops to the gRPC call, so the figure is the
-    server's capacity rather than the Python client's. The response's output is checked for
-    its size, not parsed."""
-    import grpc
-    from tritonclient.grpc import service_pb2
-
-    labels, z = inputs(batch)
-    req = service_pb2.ModelInferRequest(model_name=contract.MODEL_NAME)
-    for name, dtype, arr in ((contract.INPUT_LABEL, "INT64", labels.reshape(-1, 1)),
-                             (contract.INPUT_Z, "FP32", z)):
-        t = req.inputs.add()
-        t.name, t.datatype = name, dtype
-        t.shape.extend(arr.shape)
-        req.raw_input_contents.append(arr.tobytes())
-    req.outputs.add().name = contract.OUTPUT_IMAGE
-    payload = req.SerializeToString()
-
-    def make():
-        channel = grpc.insecure_channel(url)
-        stub = channel.unary_unary("/inference.GRPCInferenceService/ModelInfer")
-        return lambda: stub(payload, timeout=30)
-
-    return make
-
-
 def fastapi_call(port, batch):
     import http.client
 

@@ -19,9 +19,15 @@ PIDFILE = "triton.json"
 
 
 def is_tritonserver(pid: int) -> bool:
+    """Whether `pid` runs the tritonserver binary, until the kernel has torn it down.
+
+    The command name (/proc/PID/comm) stays while a killed server is still exiting (closing its
+    sockets); its cmdline reads empty as soon as its memory is released, which made a dying
+    server look gone and a restart find its ports still held.
+    """
     try:
-        with open(f"/proc/{pid}/cmdline", "rb") as fh:
-            return b"tritonserver" in fh.read().split(b"\0")[0]
+        with open(f"/proc/{pid}/comm", encoding="utf-8") as fh:
+            return fh.read().strip() == "tritonserver"
     except OSError:
         return False
 

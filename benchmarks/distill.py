@@ -120,6 +120,99 @@ def serve_side_by_side(dirs: dict[str, Path], work: Path, duration: float,
     return out
 
 
+NOOP_MODEL = """\
+import numpy as np
+import triton_python_backend_utils as pb_utils
+
+
+class TritonPythonModel:
+    \"\"\"Returns blank images: what the stack costs when the model costs nothing.\"\"\"
+
+    def initialize(self, args):
+        import json
+
+        out = json.loads(args["model_config"])["output"][0]
+        self.shape = tuple(int(d) for d in out["dims"])
+
+    def execute(self, requests):
+        responses = []
+        for request in requests:
+            n = pb_utils.get_input_tensor_by_name(request, "label").as_numpy().shape[0]
+            image = np.zeros((n, *self.shape), np.float32)
+            responses.append(pb_utils.InferenceResponse([pb_utils.Tensor("image", image)]))
+        return responses
+"""
+
+
+def stack_ceiling(model_dir: Path, work: Path, duration: float,
+                  rounds: int) -> dict[int, list[float]]:
+    """images/s of a python-backend model that does no work, with the served model's config
+    (genline's CPU tuning, dynamic batching, its input and output shapes) on the same Triton
+    binary, driven by the same client at the same concurrency: the most any model can be
+    served at through this stack on this machine."""
+    import subprocess
+
+    from genline.serving import server as srv
+    from genline.serving.command import server_env
+    from genline.serving.config import CpuTuning, ModelShape, render_cpu_config
+    from genline.serving.install import find_triton, prepare_backend_dir
+    from genline.netutil import free_port
+
+    exp = read_json(model_dir / contract.EXPORT_REPORT)
+    shape = ModelShape(latent_dim=int(exp["latent_dim"]),
+                       image_shape=tuple(exp["image_shape"]), num_classes=int(exp["num_classes"]))
+    repo = work / "repo"
+    (repo / "noop" / "1").mkdir(parents=True, exist_ok=True)
+    (repo / "noop" / "config.pbtxt").write_text(render_cpu_config(shape, CpuTuning(), "noop"))
+    (repo / "noop" / "1" / "model.py").write_text(NOOP_MODEL)
+    install = find_triton()
+    ports = [free_port() for _ in range(3)]
+    cfg = srv.ServerConfig(repository=repo, http_port=ports[0], grpc_port=ports[1],
+                           metrics_port=ports[2], run_dir=work / "run",
+                           predlog_dir=work / "predictions")
+    cmd = [str(install.binary), f"--model-repository={repo}",
+           f"--backend-directory={prepare_backend_dir(install, work / 'run')}",
+           "--model-control-mode=none", f"--http-port={ports[0]}", f"--grpc-port={ports[1]}",
+           f"--metrics-port={ports[2]}", "--allow-metrics=false"]
+    log = open(work / "triton.log", "wb")
+    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT,
+                            env=server_env(install, cfg), start_new_session=True)
+    out: dict[int, list[float]] = {}
+    try:
+        import tritonclient.grpc as grpcclient
+
+        client = grpcclient.InferenceServerClient(cfg.grpc_url)
+        deadline = time.monotonic() + 60
+        while not _ready(client, "noop"):
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise SystemExit(f"the no-op Triton did not come up: see {work / 'triton.log'}")
+            time.sleep(0.2)
+        for r in range(rounds):
+            for batch in BATCHES:
+                res = run_load(f"no-op b{batch}", triton_call(cfg.grpc_url, batch, model="noop",
+                                                              latent=shape.latent_dim),
+                               CONCURRENCY, batch, duration)
+                if res.errors:
+                    raise SystemExit(f"no-op model: {res.errors} failed requests")
+                out.setdefault(batch, []).append(res.sps)
+                print(f"round {r} no-op    batch {batch:2d}: {res.sps:8.1f} images/s", flush=True)
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        log.close()
+    return out
+
+
+def _ready(client, model: str) -> bool:
+    try:
+        return client.is_model_ready(model)
+    except Exception:  # not listening yet
+        return False
+
+
 def fmt(x, d=3):
     return "-" if x is None else f"{x:.{d}f}"
 

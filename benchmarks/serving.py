@@ -105,10 +105,10 @@ def run_load(name, make_call, concurrency, batch, duration, warmup=0.5) -> Resul
     return Result(name, concurrency, batch, len(flat), duration, flat, sum(errors))
 
 
-def inputs(batch, seed=0):
+def inputs(batch, seed=0, latent=LATENT):
     rng = np.random.default_rng(seed)
     labels = (np.arange(batch) % 10).astype(np.int64)
-    z = rng.standard_normal((batch, LATENT)).astype(np.float32)
+    z = rng.standard_normal((batch, latent)).astype(np.float32)
     return labels, z
 
 
@@ -281,21 +281,21 @@ def gen_payload(batch) -> bytes:
     return batch.to_bytes(4, "little") + labels.tobytes() + z.tobytes()
 
 
-def triton_call(url, batch):
+def triton_call(url, batch, model=contract.MODEL_NAME, latent=LATENT):
     import tritonclient.grpc as grpcclient
 
-    labels, z = inputs(batch)
+    labels, z = inputs(batch, latent=latent)
 
     def make():
         client = grpcclient.InferenceServerClient(url)
         ins = [
             grpcclient.InferInput(contract.INPUT_LABEL, [batch, 1], "INT64"),
-            grpcclient.InferInput(contract.INPUT_Z, [batch, LATENT], "FP32"),
+            grpcclient.InferInput(contract.INPUT_Z, [batch, latent], "FP32"),
         ]
         ins[0].set_data_from_numpy(labels.reshape(-1, 1))
         ins[1].set_data_from_numpy(z)
         outs = [grpcclient.InferRequestedOutput(contract.OUTPUT_IMAGE)]
-        return lambda: client.infer(contract.MODEL_NAME, ins, outputs=outs)
+        return lambda: client.infer(model, ins, outputs=outs)
 
     return make
 

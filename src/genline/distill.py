@@ -57,6 +57,8 @@ class DistillConfig:
         seed: the pool's noise and the batches.
         adoption_tolerance: how much worse (relative) than the teacher a gated metric of the
             student may be for the student to serve (`adoption`).
+        hidden: the student's width; None keeps the teacher's and starts from its weights, a
+            different width starts from fresh weights (the pca space is the teacher's).
     """
 
     steps: int = 2
@@ -69,8 +71,11 @@ class DistillConfig:
     seed: int = 0
     intermediate_weight: float = 0.0
     adoption_tolerance: float = 0.05
+    hidden: int | None = None
 
     def __post_init__(self) -> None:
+        if self.hidden is not None and self.hidden < 8:
+            raise ValueError(f"hidden must be >= 8 (or None: the teacher's), got {self.hidden}")
         if not 1 <= self.steps <= 4:
             raise ValueError(f"steps must be 1..4, got {self.steps}")
         if self.iterations < 1 or self.pool < self.batch_size:
@@ -92,10 +97,11 @@ def distill_config(preset: str) -> DistillConfig:
     return DISTILL_PRESETS.get(preset, DistillConfig())
 
 
-def student_config(teacher: Generator, steps: int):
-    """The student's GeneratorConfig: the teacher's architecture, `steps` Euler steps, no
-    guidance (it is folded into the weights)."""
-    return replace(teacher.cfg, sample_steps=steps, solver="euler", guidance=0.0)
+def student_config(teacher: Generator, steps: int, hidden: int | None = None):
+    """The student's GeneratorConfig: the teacher's architecture (its width unless `hidden`
+    says otherwise), `steps` Euler steps, no guidance (it is folded into the weights)."""
+    return replace(teacher.cfg, sample_steps=steps, solver="euler", guidance=0.0,
+                   hidden=hidden or teacher.cfg.hidden)
 
 
 @torch.no_grad()
@@ -135,8 +141,12 @@ def distill(teacher: Generator, cfg: DistillConfig = DistillConfig(),
     targets = teacher_marks(teacher, labels, z, cfg.steps)
     pool_s = time.monotonic() - t0
 
-    student = Generator(student_config(teacher, cfg.steps))
-    student.load_state_dict(teacher.state_dict())
+    student = Generator(student_config(teacher, cfg.steps, cfg.hidden))
+    if student.cfg.hidden == g.hidden:
+        student.load_state_dict(teacher.state_dict())
+    else:  # fresh weights; the buffers (the pca space) are the teacher's
+        student.load_state_dict({k: v for k, v in teacher.state_dict().items()
+                                 if not k.startswith("net.")}, strict=False)
     net = student.net.train()
     ema = copy.deepcopy(student).eval()
     opt = AdamW(net.parameters(), lr=cfg.lr, weight_decay=0.0)

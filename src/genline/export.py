@@ -71,8 +71,11 @@ def _atomic_onnx_export(model: torch.nn.Module, args: tuple, path: Path, input_n
 
 
 def export_generator(model: torch.nn.Module, path: str | Path,
-                     cfg: ExportConfig = ExportConfig()) -> dict[str, Any]:
-    """Export, check with onnx.checker and compare with torch on random inputs.
+                     cfg: ExportConfig = ExportConfig(),
+                     reference: torch.nn.Module | None = None) -> dict[str, Any]:
+    """Export, check with onnx.checker and compare with torch on random inputs (with
+    `reference`, a model the exported one must match, e.g. the one `Generator.folded` copied;
+    else `model` itself).
 
     Raises:
         ExportError: when the checker fails or parity exceeds the tolerance (the file is removed).
@@ -100,7 +103,8 @@ def export_generator(model: torch.nn.Module, path: str | Path,
         labels = rng.integers(0, gcfg.num_classes, cfg.parity_samples).astype(np.int64)
         zs = rng.standard_normal((cfg.parity_samples, gcfg.latent_dim)).astype(np.float32)
         with torch.no_grad():
-            ref = model(torch.from_numpy(labels), torch.from_numpy(zs)).numpy()
+            ref = (reference if reference is not None else model).eval()(
+                torch.from_numpy(labels), torch.from_numpy(zs)).numpy()
         got = onnx_sample_fn(ort_session(path))(labels, zs)
         diff = float(np.abs(ref - got).max())
         if got.shape != ref.shape or not diff <= cfg.parity_tolerance:

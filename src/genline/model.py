@@ -42,9 +42,13 @@ class GeneratorConfig:
         solver: "midpoint" (two velocity evaluations per step) or "euler" (one).
         space: where the flow runs: "pixel" (on the C*S*S pixels) or "pca" (on the leading
             `components` whitened principal components of the training images, decoded by a
-            fixed linear map; the next `tail` components are drawn from N(0, 1) as they are, so
-            the texture PCA would discard is still there). The basis is part of the weights.
+            fixed linear map; the next `tail` components are noise, so the texture PCA would
+            discard is still there). The basis is part of the weights.
         components, tail: pca only, see `space`.
+        class_tail: pca only: the tail noise is shaped per class (the mean and standard
+            deviation of each tail component over the training images of the requested class,
+            fitted with the basis) instead of N(0, 1) for every class. Measured on 32x32 photo
+            tiles (docs/generator.md): fd_ratio 2.29 -> 0.85 with it (and a 400-wide tail).
     """
 
     num_classes: int = 10
@@ -59,6 +63,7 @@ class GeneratorConfig:
     space: str = "pixel"
     components: int = 0
     tail: int = 0
+    class_tail: bool = False
 
     def __post_init__(self) -> None:
         if self.solver not in SOLVERS:
@@ -68,6 +73,8 @@ class GeneratorConfig:
         if self.space == "pca" and not 1 <= self.components <= self.pixel_dim - self.tail:
             raise ValueError(f"a pca generator needs 1 <= components <= {self.pixel_dim} - tail, "
                              f"got components={self.components}, tail={self.tail}")
+        if self.class_tail and self.space != "pca":
+            raise ValueError("class_tail is for the pca space")
         if self.sample_steps < 1:
             raise ValueError(f"sample_steps must be >= 1, got {self.sample_steps}")
 
@@ -135,11 +142,18 @@ class VelocityNet(nn.Module):
         nn.init.zeros_(self.out.weight)
         nn.init.zeros_(self.out.bias)
 
-    def forward(self, x: torch.Tensor, t: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    def conditioning(self, t: torch.Tensor, y: torch.Tensor) -> list[torch.Tensor]:
+        """Each block's FiLM input from (time, label): depth x (B, 2W). It does not depend on
+        x, so a sampler with fixed times can tabulate it per label (Generator.folded)."""
         c = F.silu(self.time_mlp(time_embedding(t, self.cfg.time_dim)) + self.label_emb(y))
+        return [proj(c) for proj in self.cond_proj]
+
+    def forward(self, x: torch.Tensor, t: torch.Tensor | None, y: torch.Tensor,
+                cond: list[torch.Tensor] | None = None) -> torch.Tensor:
         h = self.inp(x)  # (B, W)
-        for proj, block in zip(self.cond_proj, self.blocks, strict=True):
-            h = block(h, proj(c))
+        for c, block in zip(self.conditioning(t, y) if cond is None else cond, self.blocks,
+                            strict=True):
+            h = block(h, c)
         return self.out(F.silu(self.out_norm(h)))  # (B, D)
 
 
@@ -150,15 +164,20 @@ class Generator(nn.Module):
         super().__init__()
         self.cfg = cfg
         self.net = VelocityNet(cfg)
+        self._folded: dict[float, list[torch.Tensor]] | None = None  # see folded()
         if cfg.space == "pca":  # set by fit_pca, saved with the weights
             k = cfg.components + cfg.tail
             self.register_buffer("pca_mean", torch.zeros(cfg.pixel_dim))
             self.register_buffer("pca_basis", torch.zeros(k, cfg.pixel_dim))  # orthonormal rows
             self.register_buffer("pca_std", torch.ones(k))  # sqrt of each component's variance
+        if cfg.class_tail:  # whitened tail coefficients: per-class mean and std, set by fit_pca
+            self.register_buffer("tail_mean", torch.zeros(cfg.num_classes, cfg.tail))
+            self.register_buffer("tail_std", torch.ones(cfg.num_classes, cfg.tail))
 
     @torch.no_grad()
-    def fit_pca(self, x: torch.Tensor) -> dict[str, float]:
-        """Fit the pca space to training pixels x (N, pixel_dim) in [-1, 1].
+    def fit_pca(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> dict[str, float]:
+        """Fit the pca space to training pixels x (N, pixel_dim) in [-1, 1] (and, with
+        class_tail, the per-class tail statistics to their labels (N,)).
 
         Returns:
             The share of the pixel variance the flow components and the tail explain.
@@ -166,6 +185,8 @@ class Generator(nn.Module):
         cfg = self.cfg
         if cfg.space != "pca":
             raise ValueError("fit_pca is for space='pca' generators")
+        if cfg.class_tail and (labels is None or len(labels) != len(x)):
+            raise ValueError("a class_tail generator needs the label of every training image")
         k = cfg.components + cfg.tail
         if k > len(x) - 1:
             raise ValueError(f"{cfg.components} + {cfg.tail} components need more than {k} "
@@ -176,6 +197,13 @@ class Generator(nn.Module):
         self.pca_mean.copy_(mean)
         self.pca_basis.copy_(vh[:k])
         self.pca_std.copy_(var[:k].sqrt().clamp_min(1e-6))
+        if cfg.class_tail:
+            tail = ((x - mean) @ vh[cfg.components:k].T) / self.pca_std[cfg.components:]
+            for c in range(cfg.num_classes):  # a class with < 2 images keeps N(0, 1)
+                rows = tail[labels == c]
+                if len(rows) >= 2:
+                    self.tail_mean[c] = rows.mean(0)
+                    self.tail_std[c] = rows.std(0)
         total = float(var.sum())
         return {"flow_explained": float(var[: cfg.components].sum()) / total,
                 "tail_explained": float(var[cfg.components : k].sum()) / total}
@@ -199,15 +227,46 @@ class Generator(nn.Module):
         xt = (1 - t[:, None]) * z + t[:, None] * x1
         return F.mse_loss(self.net(xt, t, y), x1 - z)
 
+    def _velocity(self, x: torch.Tensor, t: float, label: torch.Tensor) -> torch.Tensor:
+        tables = self._folded.get(t) if self._folded is not None else None
+        if tables is not None:  # a folded copy: the conditioning is a lookup by label
+            return self.net(x, None, label, cond=[table[label] for table in tables])
+        tt = torch.zeros_like(x[:, 0]) + t  # (B,): keeps the batch dimension dynamic in ONNX
+        return self.net(x, tt, label)
+
     def guided_velocity(self, x: torch.Tensor, t: float, label: torch.Tensor) -> torch.Tensor:
         w = self.cfg.guidance
-        tt = torch.zeros_like(x[:, 0]) + t  # (B,): keeps the batch dimension dynamic in ONNX
         if w == 0:
-            return self.net(x, tt, label)
+            return self._velocity(x, t, label)
         null = torch.zeros_like(label) + self.cfg.num_classes
-        v = self.net(torch.cat([x, x]), torch.cat([tt, tt]), torch.cat([label, null]))
+        v = self._velocity(torch.cat([x, x]), t, torch.cat([label, null]))
         v_c, v_u = v[: x.shape[0]], v[x.shape[0]:]
         return v_c + w * (v_c - v_u)
+
+    def sampler_times(self) -> list[float]:
+        """Every time at which the exported sampler evaluates the velocity network."""
+        n = self.cfg.sample_steps
+        dt = 1.0 / n
+        half = [0.5 * dt] if self.cfg.solver == "midpoint" else []
+        return [t for i in range(n) for t in (i * dt, *(i * dt + h for h in half))]
+
+    @torch.no_grad()
+    def folded(self) -> Generator:
+        """A copy for export whose conditioning path (time embedding, time MLP, label embedding,
+        each block's FiLM projection) is replaced by tables: for each of the sampler's fixed
+        times, each block's FiLM input for every label (null class included). Same outputs up to
+        float rounding; the graph loses those layers and their per-image matrix products. The
+        tables hold len(sampler_times) x depth x (num_classes + 1) x 2 * hidden floats, so this
+        is for few-step samplers (the distilled student: 2 x 3 x 11 x 1024 for the digits)."""
+        import copy
+
+        twin = copy.deepcopy(self).eval()
+        labels = torch.arange(self.cfg.num_classes + 1)
+        twin._folded = {
+            t: [c.detach().clone() for c in self.net.conditioning(
+                torch.zeros(len(labels)) + t, labels)]
+            for t in self.sampler_times()}
+        return twin
 
     def sample_flow(self, label: torch.Tensor, x: torch.Tensor, start_step: int = 0,
                     until_step: int | None = None) -> torch.Tensor:
@@ -228,7 +287,10 @@ class Generator(nn.Module):
             x = self.sample_flow(label, z)  # (B, D): the flow runs on z itself
         else:
             k = self.cfg.components
-            x = self.decode(torch.cat([self.sample_flow(label, z[:, :k]), z[:, k:]], 1))
+            tail = z[:, k:]
+            if self.cfg.class_tail:
+                tail = self.tail_mean[label] + self.tail_std[label] * tail
+            x = self.decode(torch.cat([self.sample_flow(label, z[:, :k]), tail], 1))
         img = ((x + 1.0) * 0.5).clamp(0.0, 1.0)
         return img.unflatten(1, self.cfg.image_shape)  # (B, C, H, W)
 

@@ -53,9 +53,11 @@ class TrainConfig:
             docs/benchmarks.md "Native resolution": an MLP flow on raw 16x16+ pixels does not
             reach the gate within these budgets).
         pca_components, pca_tail: the pca space's flow and tail widths (GeneratorConfig), cut
-            to the rank the training images allow. 32 + 96 measured on 32x32 photo tiles
-            (1,500 iterations): fd_ratio 2.29 with 32 flow components, 2.44 with 16, 11.0 with
-            128 (+256 tail, 2,250 iterations): a wide flow space is too much for ~500 images.
+            to the rank the training images allow. Measured on 32x32 photo tiles (1,500
+            iterations, docs/generator.md): with an N(0, 1) tail, fd_ratio 2.29 for 32 + 96,
+            2.44 for 16 + 112, 11.0 for 128 + 256; with a per-class tail (pca_class_tail) 32 +
+            400 reaches 0.85 (nn ratio 0.86) and 64 + 400 0.29 but conditional accuracy 0.93.
+        pca_class_tail: shape the tail noise per class (GeneratorConfig.class_tail).
     """
 
     generator: GeneratorConfig = field(default_factory=GeneratorConfig)
@@ -72,7 +74,8 @@ class TrainConfig:
     architecture_from_init: bool = False
     space: str = "auto"
     pca_components: int = 32
-    pca_tail: int = 96
+    pca_tail: int = 400
+    pca_class_tail: bool = True
 
     def __post_init__(self) -> None:
         if self.space not in ("auto", *SPACES):
@@ -86,17 +89,19 @@ class TrainConfig:
         space = self.space if self.space != "auto" else (
             "pixel" if s <= AUTO_PIXEL_MAX_SIZE else "pca")
         if space == "pixel":
-            return replace(sized, space="pixel", components=0, tail=0)
+            return replace(sized, space="pixel", components=0, tail=0, class_tail=False)
         rank = min(c * s * s, (train_rows if train_rows is not None else len(ds)) - 1)
         k = min(self.pca_components, rank)
-        return replace(sized, space="pca", components=k, tail=min(self.pca_tail, rank - k))
+        tail = min(self.pca_tail, rank - k)
+        return replace(sized, space="pca", components=k, tail=tail,
+                       class_tail=self.pca_class_tail and tail > 0)
 
 
 AUTO_PIXEL_MAX_SIZE = 8
 # GeneratorConfig fields a preset may override by name (the data decides num_classes, channels
 # and image_size; TrainConfig.space and pca_* decide the space and its widths)
 ARCHITECTURE_FIELDS = frozenset(f.name for f in fields(GeneratorConfig)) - {
-    "num_classes", "channels", "image_size", "space", "components", "tail"}
+    "num_classes", "channels", "image_size", "space", "components", "tail", "class_tail"}
 
 PRESETS: dict[str, TrainConfig] = {
     # well under a minute on 2 cores, still passes the gate on the built-in digits
@@ -222,7 +227,8 @@ def train(dataset: Dataset, cfg: TrainConfig, out_dir: str | Path,
     gcfg = model.cfg
     pca: dict[str, float] = {}
     if gcfg.space == "pca" and init_from is None:  # a warm start keeps its basis
-        pca = model.fit_pca(_to_pixels(splits.train.images))
+        pca = model.fit_pca(_to_pixels(splits.train.images),
+                            torch.from_numpy(splits.train.labels))
     with torch.no_grad():  # the data in the flow's space, on the CPU (batches move later)
         x_train = model.encode(_to_pixels(splits.train.images))
         x_val = model.encode(

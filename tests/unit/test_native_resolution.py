@@ -98,6 +98,40 @@ def test_pca_generator_decodes_its_encoding_and_keeps_the_basis(tmp_path):
         GeneratorConfig(image_size=8, space="pca", components=100, tail=0)
 
 
+def test_class_tail_noise_takes_each_class_statistics(tmp_path):
+    """With class_tail the tail components of a class-c image are drawn around class c's own
+    mean and spread (fitted from the training images), not N(0, 1) for every class."""
+    torch.manual_seed(0)
+    cfg = GeneratorConfig(num_classes=2, channels=1, image_size=8, hidden=32, depth=1,
+                          space="pca", components=4, tail=20, class_tail=True)
+    labels = torch.arange(400) % 2
+    x = torch.randn(400, 64) * 0.02
+    x[:, :4] *= 15  # the 4 leading components: what the flow gets
+    x[labels == 1, 40:] += 0.02  # class 1 differs from class 0 in fine detail only (the tail)
+    model = Generator(cfg)
+    with pytest.raises(ValueError, match="label"):
+        model.fit_pca(x)
+    model.fit_pca(x, labels)
+    assert not torch.allclose(model.tail_mean[0], model.tail_mean[1], atol=0.1)
+
+    def tail_coeffs(images):  # the whitened tail components of generated images
+        flat = images.reshape(len(images), -1) * 2 - 1
+        return ((flat - model.pca_mean) @ model.pca_basis[4:].T) / model.pca_std[4:]
+
+    z = torch.randn(2000, cfg.latent_dim)
+    for c in (0, 1):
+        with torch.no_grad():
+            got = tail_coeffs(model(torch.full((2000,), c), z))
+        # pixels are clamped to [0, 1], so compare loosely
+        assert torch.allclose(got.mean(0), model.tail_mean[c], atol=0.15)
+        assert torch.allclose(got.std(0), model.tail_std[c], rtol=0.15, atol=0.05)
+    save_generator(tmp_path / "g.pt", model)
+    again, _ = load_generator(tmp_path / "g.pt")
+    assert again.cfg.class_tail and torch.equal(again.tail_std, model.tail_std)
+    with pytest.raises(ValueError, match="class_tail"):
+        GeneratorConfig(class_tail=True)
+
+
 @pytest.mark.parametrize("size", [5, 8, 20, 24, 32, 64])
 def test_the_evaluator_exports_at_any_size(tmp_path, size):
     """The stride-2 stages end at 8x8 for every size (24x24 once failed ONNX export: 6x6 is not

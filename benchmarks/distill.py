@@ -14,7 +14,9 @@ In one run, side by side:
      (teacher, student, teacher, ...), median images/s kept;
   4. reports the quality of both (the paired evaluation distill.json records: same evaluator,
      same seed), the per-image cost in process (ONNX Runtime, 1 thread, batch 1 and 256, from
-     export.json) and the graphs' node counts before and after simplification.
+     export.json) and the graphs' node counts before and after simplification;
+  5. serves a python-backend model that returns blank images with the same config, binary,
+     client and concurrency: the most this stack serves on this machine, whatever the model.
 
 Writes docs/benchmarks/distill.md (assembled into docs/benchmarks.md by run_all.py).
 """
@@ -94,9 +96,53 @@ def student_served(model_dir: Path, out: Path) -> Path:
     return out
 
 
-def serve_side_by_side(dirs: dict[str, Path], work: Path, duration: float,
-                       rounds: int) -> dict[tuple[str, int], list[float]]:
-    """images/s of each served model, per (model, batch), one value per round."""
+PROCESS_KINDS = ("client (this benchmark)", "tritonserver", "python-backend stub",
+                 "prediction-log compactor")
+
+
+def cpu_seconds() -> dict[str, float]:
+    """CPU seconds (user + system) used so far by each kind of process in PROCESS_KINDS."""
+    import os
+
+    tick = os.sysconf("SC_CLK_TCK")
+    out = dict.fromkeys(PROCESS_KINDS, 0.0)
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            stat = Path(f"/proc/{pid}/stat").read_text()
+            cmd = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except OSError:
+            continue
+        comm = stat[stat.index("(") + 1: stat.rindex(")")]
+        f = stat[stat.rindex(")") + 2:].split()
+        used = (int(f[11]) + int(f[12])) / tick
+        if int(pid) == os.getpid():
+            out[PROCESS_KINDS[0]] += used
+        elif comm == "tritonserver":
+            out[PROCESS_KINDS[1]] += used
+        elif comm.startswith("triton_python"):
+            out[PROCESS_KINDS[2]] += used
+        elif "genline.serving.compactor" in cmd:
+            out[PROCESS_KINDS[3]] += used
+    return out
+
+
+def measured_load(name: str, url: str, batch: int, duration: float, cpu: dict, **call):
+    """run_load at CONCURRENCY, adding each process kind's CPU ms per request to cpu[kind]."""
+    before, t0 = cpu_seconds(), time.monotonic()
+    res = run_load(name, triton_call(url, batch, **call), CONCURRENCY, batch, duration)
+    after, wall = cpu_seconds(), time.monotonic() - t0
+    if res.errors:
+        raise SystemExit(f"{name}: {res.errors} failed requests")
+    n = res.rps * wall  # the CPU covers the warm-up too; requests are counted in the window
+    for kind in PROCESS_KINDS:
+        cpu.setdefault(kind, []).append(1e3 * (after[kind] - before[kind]) / max(n, 1))
+    return res
+
+
+def serve_side_by_side(dirs: dict[str, Path], work: Path, duration: float, rounds: int,
+                       cpu: dict) -> dict[tuple[str, int], list[float]]:
+    """images/s of each served model, per (model, batch), one value per round; CPU ms per
+    request by process kind into cpu[(model, batch)]."""
     from genline.serving.config import CpuTuning
 
     benches = {name: TritonBench(d, work / name) for name, d in dirs.items()}
@@ -104,13 +150,12 @@ def serve_side_by_side(dirs: dict[str, Path], work: Path, duration: float,
     try:
         for b in benches.values():
             b.start(CpuTuning())
+        time.sleep(5.0)  # the prediction-log compactors import pandas once, not in a round
         for r in range(rounds):
             for batch in BATCHES:
                 for name, bench in benches.items():
-                    res = run_load(f"{name} b{batch}", triton_call(bench.cfg.grpc_url, batch),
-                                   CONCURRENCY, batch, duration)
-                    if res.errors:
-                        raise SystemExit(f"{name}: {res.errors} failed requests")
+                    res = measured_load(f"{name} b{batch}", bench.cfg.grpc_url, batch, duration,
+                                        cpu.setdefault((name, batch), {}))
                     out.setdefault((name, batch), []).append(res.sps)
                     print(f"round {r} {name:8s} batch {batch:2d}: {res.sps:8.1f} images/s "
                           f"(p50 {res.pct(50):.1f} ms)", flush=True)
@@ -144,19 +189,19 @@ class TritonPythonModel:
 """
 
 
-def stack_ceiling(model_dir: Path, work: Path, duration: float,
-                  rounds: int) -> dict[int, list[float]]:
+def stack_ceiling(model_dir: Path, work: Path, duration: float, rounds: int,
+                  cpu: dict) -> dict[int, list[float]]:
     """images/s of a python-backend model that does no work, with the served model's config
     (genline's CPU tuning, dynamic batching, its input and output shapes) on the same Triton
     binary, driven by the same client at the same concurrency: the most any model can be
     served at through this stack on this machine."""
     import subprocess
 
+    from genline.netutil import free_port
     from genline.serving import server as srv
     from genline.serving.command import server_env
     from genline.serving.config import CpuTuning, ModelShape, render_cpu_config
     from genline.serving.install import find_triton, prepare_backend_dir
-    from genline.netutil import free_port
 
     exp = read_json(model_dir / contract.EXPORT_REPORT)
     shape = ModelShape(latent_dim=int(exp["latent_dim"]),
@@ -189,11 +234,9 @@ def stack_ceiling(model_dir: Path, work: Path, duration: float,
             time.sleep(0.2)
         for r in range(rounds):
             for batch in BATCHES:
-                res = run_load(f"no-op b{batch}", triton_call(cfg.grpc_url, batch, model="noop",
-                                                              latent=shape.latent_dim),
-                               CONCURRENCY, batch, duration)
-                if res.errors:
-                    raise SystemExit(f"no-op model: {res.errors} failed requests")
+                res = measured_load(f"no-op b{batch}", cfg.grpc_url, batch, duration,
+                                    cpu.setdefault(("no-op", batch), {}), model="noop",
+                                    latent=shape.latent_dim)
                 out.setdefault(batch, []).append(res.sps)
                 print(f"round {r} no-op    batch {batch:2d}: {res.sps:8.1f} images/s", flush=True)
     finally:
@@ -218,7 +261,8 @@ def fmt(x, d=3):
 
 
 def write_report(model_dir: Path, timing: dict, served: dict, duration: float,
-                 rounds: int, wall: float) -> None:
+                 rounds: int, wall: float, ceiling: dict[int, list[float]],
+                 cpu: dict) -> None:
     d = read_json(model_dir / contract.DISTILL_REPORT)
     e = read_json(model_dir / contract.EXPORT_REPORT)
     tr = read_json(model_dir / "train.json")
@@ -258,6 +302,23 @@ def write_report(model_dir: Path, timing: dict, served: dict, duration: float,
     lines += ["", "Rounds (images/s): " + "; ".join(
         f"{n} b{b}: " + ", ".join(f"{v:.0f}" for v in served[(n, b)])
         for b in BATCHES for n in ("teacher", "student")), ""]
+    cell = {b: float(np.median(v)) for b, v in ceiling.items()}
+    lines += ["The stack's ceiling on this machine: a python-backend model that returns blank "
+              "images, with the same config, Triton binary, client and concurrency (no ONNX "
+              "Runtime, no prediction log): " + "; ".join(
+                  f"{'single image' if b == 1 else f'batches of {b}'} {cell[b]:.0f} images/s "
+                  f"(10x the teacher is {10 * med[('teacher', b)]:.0f}; the student reaches "
+                  f"{med[('student', b)] / cell[b]:.0%} of the ceiling)" for b in BATCHES) + ".",
+              "", "Where the CPU goes (ms of CPU per request, single-image requests, median of "
+              "the rounds; the 2 cores give 2,000 ms per second, so images/s is at most 2,000 / "
+              "the total):", "",
+              "| process | teacher | student | no-op model |", "|---|---:|---:|---:|"]
+    who = ("teacher", "student", "no-op")
+    per = {w: {k: float(np.median(v)) for k, v in cpu[(w, 1)].items()} for w in who}
+    for kind in PROCESS_KINDS:
+        lines.append(f"| {kind} | " + " | ".join(f"{per[w][kind]:.2f}" for w in who) + " |")
+    lines += ["| **total** | " + " | ".join(f"**{sum(per[w].values()):.2f}**" for w in who)
+              + " |", ""]
     lines += ["### In process (ONNX Runtime, 1 thread, ms per image)", "",
               "| batch | teacher | student | student speedup |", "|---:|---:|---:|---:|"]
     for b in (1, 256):
@@ -328,10 +389,12 @@ def main(argv=None) -> int:
             (work / "timing.json").write_text(json.dumps(timing))
         teacher = teacher_only(model_dir, work / "teacher")
         student = student_served(model_dir, work / "student_served")
+        cpu: dict = {}
         served = serve_side_by_side({"teacher": teacher, "student": student}, work / "serve",
-                                    args.duration, args.rounds)
+                                    args.duration, args.rounds, cpu)
+        ceiling = stack_ceiling(student, work / "noop", args.duration, args.rounds, cpu)
         write_report(model_dir, timing, served, args.duration, args.rounds,
-                     time.monotonic() - t0)
+                     time.monotonic() - t0, ceiling, cpu)
     finally:
         if not args.keep:
             shutil.rmtree(work, ignore_errors=True)

@@ -59,7 +59,8 @@ def main(argv=None) -> int:
         "the images' own size on real photo tiles (scikit-learn's china and flower, "
         f"matplotlib's Grace Hopper; 3 classes), cut on the same {GRID}-pixel grid at every "
         "size. Above 8x8 the flow runs on principal components (GeneratorConfig.space "
-        "\"pca\"); the evaluator grows a stride-2 stage per doubling. Wall time is the whole "
+        "\"pca\": 32 flow components and a per-class tail of up to 400, so `latent` is "
+        "their sum); the evaluator grows a stride-2 stage per doubling. Wall time is the whole "
         "run_training (evaluator, training, scoring, gate, ONNX export and parity).", "",
         "| size | images | latent | gate | fd_ratio | cond. acc. ratio | diversity | nn ratio "
         "| evaluator acc. | train s | wall s |",

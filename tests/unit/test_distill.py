@@ -70,6 +70,20 @@ def test_distill_runs_and_moves_towards_the_teacher():
     assert after < before
 
 
+def test_a_narrower_student_starts_fresh_and_keeps_the_teachers_pca_space():
+    torch.manual_seed(0)
+    teacher = Generator(GeneratorConfig(num_classes=2, image_size=6, hidden=32, depth=1,
+                                        space="pca", components=4, tail=6, class_tail=True))
+    teacher.fit_pca(torch.rand(40, 36) * 2 - 1, torch.arange(40) % 2)
+    student, info = distill(teacher, DistillConfig(iterations=5, pool=64, batch_size=32,
+                                                   hidden=16))
+    assert student.cfg.hidden == 16 and student.cfg.sample_steps == 2
+    for name in ("pca_basis", "pca_mean", "pca_std", "tail_mean", "tail_std"):
+        assert torch.equal(getattr(student, name), getattr(teacher, name))
+    with pytest.raises(ValueError, match="hidden"):
+        DistillConfig(hidden=2)
+
+
 @pytest.mark.parametrize("solver,guidance,steps", [("euler", 0.0, 2), ("midpoint", 0.5, 3)])
 def test_folded_conditioning_matches_and_exports_smaller(tmp_path, solver, guidance, steps):
     """Generator.folded tabulates the conditioning at the sampler's fixed times: same images

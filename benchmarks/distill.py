@@ -98,52 +98,70 @@ def student_served(model_dir: Path, out: Path) -> Path:
 
 PROCESS_KINDS = ("client (this benchmark)", "tritonserver", "python-backend stub",
                  "prediction-log compactor")
+CPU_SECONDS, CPU_SETTLE = 12.0, 13.0  # load, then idle past the log's 10 s compaction period
 
 
-def cpu_seconds() -> dict[str, float]:
-    """CPU seconds (user + system) used so far by each kind of process in PROCESS_KINDS."""
+def _kind(comm: str, cmd: str) -> str | None:
+    if comm == "tritonserver":
+        return PROCESS_KINDS[1]
+    if comm.startswith("triton_python"):
+        return PROCESS_KINDS[2]
+    if "genline.serving.compactor" in cmd:
+        return PROCESS_KINDS[3]
+    return None
+
+
+def tree_cpu(root: int) -> dict[str, float]:
+    """CPU seconds (user + system) used so far by `root` (a tritonserver) and every process
+    below it (stubs, their prediction-log compactors), by kind, plus this process's own."""
     import os
 
     tick = os.sysconf("SC_CLK_TCK")
-    out = dict.fromkeys(PROCESS_KINDS, 0.0)
+    procs = {}
     for pid in filter(str.isdigit, os.listdir("/proc")):
         try:
             stat = Path(f"/proc/{pid}/stat").read_text()
             cmd = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
         except OSError:
             continue
-        comm = stat[stat.index("(") + 1: stat.rindex(")")]
         f = stat[stat.rindex(")") + 2:].split()
-        used = (int(f[11]) + int(f[12])) / tick
-        if int(pid) == os.getpid():
-            out[PROCESS_KINDS[0]] += used
-        elif comm == "tritonserver":
-            out[PROCESS_KINDS[1]] += used
-        elif comm.startswith("triton_python"):
-            out[PROCESS_KINDS[2]] += used
-        elif "genline.serving.compactor" in cmd:
-            out[PROCESS_KINDS[3]] += used
+        procs[int(pid)] = (stat[stat.index("(") + 1: stat.rindex(")")], cmd, int(f[1]),
+                           (int(f[11]) + int(f[12])) / tick)
+    out = dict.fromkeys(PROCESS_KINDS, 0.0)
+    out[PROCESS_KINDS[0]] = procs.get(os.getpid(), ("", "", 0, 0.0))[3]
+    for pid, (comm, cmd, _, used) in procs.items():
+        p = pid
+        while p in procs and p != root and p > 1:
+            p = procs[p][2]
+        kind = _kind(comm, cmd)
+        if p == root and kind:
+            out[kind] += used
     return out
 
 
-def measured_load(name: str, url: str, batch: int, duration: float, cpu: dict, **call):
-    """run_load at CONCURRENCY, adding each process kind's CPU ms per request to cpu[kind]."""
-    before, t0 = cpu_seconds(), time.monotonic()
-    res = run_load(name, triton_call(url, batch, **call), CONCURRENCY, batch, duration)
-    after, wall = cpu_seconds(), time.monotonic() - t0
+def cpu_per_request(name: str, url: str, root: int, **call) -> dict[str, float]:
+    """CPU ms per single-image request of each process kind: CPU_SECONDS of load at
+    CONCURRENCY, then CPU_SETTLE idle seconds so the prediction log compacts what it got; the
+    CPU of the server's process tree over both, and the client's over the load."""
+    before = tree_cpu(root)
+    res = run_load(name, triton_call(url, 1, **call), CONCURRENCY, 1, CPU_SECONDS)
+    client = tree_cpu(root)[PROCESS_KINDS[0]]
+    time.sleep(CPU_SETTLE)
+    after = tree_cpu(root)
+    after[PROCESS_KINDS[0]] = client
     if res.errors:
         raise SystemExit(f"{name}: {res.errors} failed requests")
-    n = res.rps * wall  # the CPU covers the warm-up too; requests are counted in the window
-    for kind in PROCESS_KINDS:
-        cpu.setdefault(kind, []).append(1e3 * (after[kind] - before[kind]) / max(n, 1))
-    return res
+    n = res.rps * (CPU_SECONDS + 0.5)  # run_load warms up for 0.5 s before its window
+    print(f"{name}: {res.sps:.0f} images/s while profiling", flush=True)
+    return {k: 1e3 * (after[k] - before[k]) / n for k in PROCESS_KINDS}
 
 
 def serve_side_by_side(dirs: dict[str, Path], work: Path, duration: float, rounds: int,
                        cpu: dict) -> dict[tuple[str, int], list[float]]:
-    """images/s of each served model, per (model, batch), one value per round; CPU ms per
-    request by process kind into cpu[(model, batch)]."""
+    """images/s of each served model, per (model, batch), one value per round; then CPU ms per
+    single-image request by process kind into cpu[model]."""
     from genline.serving.config import CpuTuning
+    from genline.serving.process import read_pidfile
 
     benches = {name: TritonBench(d, work / name) for name, d in dirs.items()}
     out: dict[tuple[str, int], list[float]] = {}
@@ -154,11 +172,16 @@ def serve_side_by_side(dirs: dict[str, Path], work: Path, duration: float, round
         for r in range(rounds):
             for batch in BATCHES:
                 for name, bench in benches.items():
-                    res = measured_load(f"{name} b{batch}", bench.cfg.grpc_url, batch, duration,
-                                        cpu.setdefault((name, batch), {}))
+                    res = run_load(f"{name} b{batch}", triton_call(bench.cfg.grpc_url, batch),
+                                   CONCURRENCY, batch, duration)
+                    if res.errors:
+                        raise SystemExit(f"{name}: {res.errors} failed requests")
                     out.setdefault((name, batch), []).append(res.sps)
                     print(f"round {r} {name:8s} batch {batch:2d}: {res.sps:8.1f} images/s "
                           f"(p50 {res.pct(50):.1f} ms)", flush=True)
+        for name, bench in benches.items():
+            pid = int(read_pidfile(bench.cfg.resolved_run_dir())["pid"])
+            cpu[name] = cpu_per_request(f"{name} cpu", bench.cfg.grpc_url, pid)
     finally:
         for b in benches.values():
             b.stop()
@@ -234,11 +257,15 @@ def stack_ceiling(model_dir: Path, work: Path, duration: float, rounds: int,
             time.sleep(0.2)
         for r in range(rounds):
             for batch in BATCHES:
-                res = measured_load(f"no-op b{batch}", cfg.grpc_url, batch, duration,
-                                    cpu.setdefault(("no-op", batch), {}), model="noop",
-                                    latent=shape.latent_dim)
+                res = run_load(f"no-op b{batch}", triton_call(cfg.grpc_url, batch, model="noop",
+                                                              latent=shape.latent_dim),
+                               CONCURRENCY, batch, duration)
+                if res.errors:
+                    raise SystemExit(f"no-op model: {res.errors} failed requests")
                 out.setdefault(batch, []).append(res.sps)
                 print(f"round {r} no-op    batch {batch:2d}: {res.sps:8.1f} images/s", flush=True)
+        cpu["no-op"] = cpu_per_request("no-op cpu", cfg.grpc_url, proc.pid, model="noop",
+                                       latent=shape.latent_dim)
     finally:
         proc.terminate()
         try:
@@ -309,16 +336,26 @@ def write_report(model_dir: Path, timing: dict, served: dict, duration: float,
                   f"{'single image' if b == 1 else f'batches of {b}'} {cell[b]:.0f} images/s "
                   f"(10x the teacher is {10 * med[('teacher', b)]:.0f}; the student reaches "
                   f"{med[('student', b)] / cell[b]:.0%} of the ceiling)" for b in BATCHES) + ".",
-              "", "Where the CPU goes (ms of CPU per request, single-image requests, median of "
-              "the rounds; the 2 cores give 2,000 ms per second, so images/s is at most 2,000 / "
-              "the total):", "",
+              "", f"Where the CPU goes (ms of CPU per single-image request: {CPU_SECONDS:g} s "
+              f"of load at concurrency {CONCURRENCY}, then {CPU_SETTLE:g} s idle so the "
+              "prediction log compacts what it got; each server's own process tree; the 2 "
+              "cores give 2,000 ms per second, so images/s is at most 2,000 / the total):", "",
               "| process | teacher | student | no-op model |", "|---|---:|---:|---:|"]
     who = ("teacher", "student", "no-op")
-    per = {w: {k: float(np.median(v)) for k, v in cpu[(w, 1)].items()} for w in who}
+    per = cpu
     for kind in PROCESS_KINDS:
         lines.append(f"| {kind} | " + " | ".join(f"{per[w][kind]:.2f}" for w in who) + " |")
     lines += ["| **total** | " + " | ".join(f"**{sum(per[w].values()):.2f}**" for w in who)
               + " |", ""]
+    stub = PROCESS_KINDS[2]
+    fixed = sum(v for k, v in per["student"].items() if k != stub) + per["no-op"][stub]
+    teacher_total = sum(per["teacher"].values())
+    lines += [f"Everything but the student's own stub costs {fixed:.2f} ms per single-image "
+              "request here (the client, tritonserver and the prediction-log compactor as "
+              "measured with the student, plus the no-op model's stub); with the teacher at "
+              f"{teacher_total:.2f} ms, a model that cost nothing would be served at most "
+              f"{teacher_total / fixed:.1f}x faster than the teacher on this machine with the "
+              "prediction log on.", ""]
     lines += ["### In process (ONNX Runtime, 1 thread, ms per image)", "",
               "| batch | teacher | student | student speedup |", "|---:|---:|---:|---:|"]
     for b in (1, 256):

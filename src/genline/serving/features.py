@@ -196,14 +196,28 @@ class Evaluator:
         Returns:
             (pred_class (B,) int64, pred_confidence (B,) float32).
         """
+
+        cls, conf, _ = self.score_and_features(images, features=False)
+        return cls, conf
+
+    def score_and_features(self, images: np.ndarray, features: bool = True
+                           ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        """`score` and, from the same pass, the penultimate features (B, F) float64 (None
+        when `features` is False): what an `Embedding` of this evaluator projects."""
         from genline import contract
+        from genline.embedding import BATCH
 
         images = np.ascontiguousarray(images, dtype=np.float32)
-        logits = self.session.run([contract.EVAL_LOGITS], {contract.EVAL_INPUT: images})[0]
+        names = [contract.EVAL_LOGITS] + ([contract.EVAL_FEATURES] if features else [])
+        parts = [self.session.run(names, {contract.EVAL_INPUT: images[i:i + BATCH]})
+                 for i in range(0, len(images), BATCH)]
+        logits = np.concatenate([p[0] for p in parts]) if parts else np.zeros((0, 1), np.float32)
         logits = logits - logits.max(axis=1, keepdims=True)  # (B, num_classes), stable softmax
         probs = np.exp(logits)
         probs /= probs.sum(axis=1, keepdims=True)
-        return probs.argmax(axis=1), probs.max(axis=1)
+        feats = (np.concatenate([p[1] for p in parts]).astype(np.float64)
+                 if features and parts else None)
+        return probs.argmax(axis=1), probs.max(axis=1), feats
 
 
 class Evaluators:

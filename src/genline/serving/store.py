@@ -19,6 +19,8 @@ itself) are genline.serving.compactor; `python -m genline.serving.store` still r
 from __future__ import annotations
 
 import fcntl
+import functools
+import math
 import os
 import uuid
 from collections import defaultdict
@@ -42,7 +44,12 @@ _PER_SAMPLE = (*feat.LATENT_FEATURES, *feat.IMAGE_FEATURES)  # lists in an OK re
 
 def partition_of(ts: float) -> tuple[str, str]:
     """The (date, hour) partition, in UTC, of an epoch time."""
-    t = datetime.fromtimestamp(ts, UTC)
+    return _hour_partition(math.floor(ts / 3600))
+
+
+@functools.lru_cache(maxsize=256)
+def _hour_partition(hour: int) -> tuple[str, str]:  # every row of an hour shares it
+    t = datetime.fromtimestamp(hour * 3600, UTC)
     return t.strftime("%Y-%m-%d"), t.strftime("%H")
 
 
@@ -108,13 +115,19 @@ def expand(
     if ok_imgs:
         images = np.concatenate(ok_imgs)  # (N, C, H, W)
         flat = [r for group in ok_rows for r in group]
+        # the embedding projects the evaluator's own features: one pass gives both
+        same = (evaluator is not None and embedding is not None
+                and embedding.evaluator_onnx is not None
+                and Path(embedding.evaluator_onnx).resolve() == evaluator.path.resolve())
+        features = None
         if evaluator is not None:
-            cls, conf = evaluator.score(images)
+            cls, conf, features = evaluator.score_and_features(images, features=same)
             for row, c, p in zip(flat, cls.tolist(), conf.tolist(), strict=True):
                 row["pred_class"] = int(c)
                 row["pred_confidence"] = round(float(p), 5)
         if embedding is not None:
-            emb = np.asarray(embedding.transform(images), dtype=np.float64)  # (N, 4)
+            emb = np.asarray(embedding.project(features) if features is not None
+                             else embedding.transform(images), dtype=np.float64)  # (N, 4)
             for row, values in zip(flat, emb.round(5).tolist(), strict=True):
                 row.update(zip(feat.EMBEDDING_FEATURES, values, strict=True))
     return rows

@@ -58,7 +58,8 @@ def main(argv=None) -> int:
         f"{platform.machine()}, {total / 60:.1f} min): the `{args.preset}` preset trained at "
         "the images' own size on real photo tiles (scikit-learn's china and flower, "
         f"matplotlib's Grace Hopper; 3 classes), cut on the same {GRID}-pixel grid at every "
-        "size. Above 8x8 the flow runs on principal components (GeneratorConfig.space "
+        "size. Above 64 values per image (so at 8x8 RGB too) the flow runs on principal "
+        "components (GeneratorConfig.space "
         "\"pca\": 32 flow components and a per-class tail of up to 400, so `latent` is "
         "their sum); the evaluator grows a stride-2 stage per doubling. Wall time is the whole "
         "run_training (evaluator, training, scoring, gate, ONNX export and parity).", "",

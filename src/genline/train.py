@@ -49,9 +49,10 @@ class TrainConfig:
             (the `generator` fields are ignored) and a warm start is required. Otherwise a warm
             start must match `generator` exactly.
         space: where the flow runs (GeneratorConfig.space): "pixel", "pca", or "auto": pixels
-            up to AUTO_PIXEL_MAX_SIZE (the 8x8 digits), principal components above (measured in
-            docs/benchmarks.md "Native resolution": an MLP flow on raw 16x16+ pixels does not
-            reach the gate within these budgets).
+            up to AUTO_PIXEL_MAX_DIM values per image (the 8x8 gray digits), principal
+            components above (measured in docs/benchmarks.md "Native resolution": an MLP flow
+            on raw 16x16+ pixels does not reach the gate within these budgets; on 8x8 RGB photo
+            tiles, 192 values, pixels scored fd_ratio 1.91 and nn ratio 1.25, pca 1.60 / 0.91).
         pca_components, pca_tail: the pca space's flow and tail widths (GeneratorConfig), cut
             to the rank the training images allow. Measured on 32x32 photo tiles (1,500
             iterations, docs/generator.md): with an N(0, 1) tail, fd_ratio 2.29 for 32 + 96,
@@ -87,7 +88,7 @@ class TrainConfig:
         c, s, _ = ds.image_shape
         sized = replace(self.generator, num_classes=ds.num_classes, channels=c, image_size=s)
         space = self.space if self.space != "auto" else (
-            "pixel" if s <= AUTO_PIXEL_MAX_SIZE else "pca")
+            "pixel" if c * s * s <= AUTO_PIXEL_MAX_DIM else "pca")
         if space == "pixel":
             return replace(sized, space="pixel", components=0, tail=0, class_tail=False)
         rank = min(c * s * s, (train_rows if train_rows is not None else len(ds)) - 1)
@@ -97,7 +98,7 @@ class TrainConfig:
                        class_tail=self.pca_class_tail and tail > 0)
 
 
-AUTO_PIXEL_MAX_SIZE = 8
+AUTO_PIXEL_MAX_DIM = 64
 # GeneratorConfig fields a preset may override by name (the data decides num_classes, channels
 # and image_size; TrainConfig.space and pca_* decide the space and its widths)
 ARCHITECTURE_FIELDS = frozenset(f.name for f in fields(GeneratorConfig)) - {

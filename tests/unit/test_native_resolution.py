@@ -63,12 +63,14 @@ def test_builtin_digits_native_are_8x8():
     assert load_dataset(None, NATIVE).images.shape[1:] == (1, 8, 8)
 
 
-def test_auto_space_is_pixels_at_8_and_pca_above():
+def test_auto_space_is_pixels_for_8x8_gray_and_pca_above():
     from genline.data import make_dataset
 
     small = make_dataset(np.zeros((50, 1, 8, 8), np.float32), np.arange(50) % 2, ["a", "b"], "x")
     big = make_dataset(np.zeros((50, 3, 32, 32), np.float32), np.arange(50) % 2, ["a", "b"], "x")
     assert TrainConfig().generator_config(small).space == "pixel"
+    rgb8 = make_dataset(np.zeros((50, 3, 8, 8), np.float32), np.arange(50) % 2, ["a", "b"], "x")
+    assert TrainConfig().generator_config(rgb8).space == "pca"  # 192 values: pca measured better
     g = TrainConfig().generator_config(big, train_rows=40)
     assert g.space == "pca" and g.components + g.tail <= 39 and g.image_shape == (3, 32, 32)
     assert g.latent_dim == g.components + g.tail

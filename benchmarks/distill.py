@@ -102,6 +102,7 @@ PROCESS_KINDS = ("client (this benchmark)", "tritonserver", "python-backend stub
 # is not (two stub processes, one ORT thread each), served beside it
 ALT_NAME = "2x1"
 ALT_TUNING_ARGS = {"instances": 2, "ort_intra_op_threads": 1}
+ALT_LABEL = "2 instances with 1 ONNX Runtime thread each"
 CPU_SECONDS, CPU_SETTLE = 12.0, 13.0  # load, then idle past the log's 10 s compaction period
 
 
@@ -342,7 +343,7 @@ def write_report(model_dir: Path, timing: dict, served: dict, duration: float,
         what = "single image" if b == 1 else f"batches of {b}"
         lines.append(f"| {what} | {t:.0f} | {s:.0f} | **{s / t:.1f}x** | &ge; 10x "
                      f"{'met' if ok[f'served_b{b}'] else 'missed'} |")
-    lines += ["", f"The same models under {ALT_TUNING_ARGS} (the serving sweep's other strong "
+    lines += ["", f"The same models under {ALT_LABEL} (the serving sweep's other strong "
               "candidate), in the same rounds:", "",
               "| requests | teacher | student | student / teacher | student / teacher on the "
               "committed config |", "|---|---:|---:|---:|---:|"]

@@ -345,8 +345,8 @@ def write_report(model_dir: Path, timing: dict, served: dict, duration: float,
                      f"{'met' if ok[f'served_b{b}'] else 'missed'} |")
     lines += ["", f"The same models under {ALT_LABEL} (the serving sweep's other strong "
               "candidate), in the same rounds:", "",
-              "| requests | teacher | student | student / teacher | student / teacher on the "
-              "committed config |", "|---|---:|---:|---:|---:|"]
+              "| requests | teacher | student | student / teacher | student (2x1) / teacher "
+              "(committed config) |", "|---|---:|---:|---:|---:|"]
     for b in BATCHES:
         t, s = alt[b]
         what = "single image" if b == 1 else f"batches of {b}"

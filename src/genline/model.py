@@ -48,7 +48,8 @@ class GeneratorConfig:
         class_tail: pca only: the tail noise is shaped per class (the mean and standard
             deviation of each tail component over the training images of the requested class,
             fitted with the basis) instead of N(0, 1) for every class. Measured on 32x32 photo
-            tiles (docs/generator.md): fd_ratio 2.29 -> 0.85 with it (and a 400-wide tail).
+            tiles (a prototype run, docs/generator.md): fd_ratio 2.29 -> 0.85 with it (and a
+            400-wide tail).
     """
 
     num_classes: int = 10
@@ -187,6 +188,10 @@ class Generator(nn.Module):
             raise ValueError("fit_pca is for space='pca' generators")
         if cfg.class_tail and (labels is None or len(labels) != len(x)):
             raise ValueError("a class_tail generator needs the label of every training image")
+        if cfg.class_tail and len(labels) and not (
+                0 <= int(labels.min()) and int(labels.max()) < cfg.num_classes):
+            raise ValueError(f"labels must be in 0..{cfg.num_classes - 1}, got "
+                             f"{int(labels.min())}..{int(labels.max())}")
         k = cfg.components + cfg.tail
         if k > len(x) - 1:
             raise ValueError(f"{cfg.components} + {cfg.tail} components need more than {k} "
@@ -228,9 +233,11 @@ class Generator(nn.Module):
         return F.mse_loss(self.net(xt, t, y), x1 - z)
 
     def _velocity(self, x: torch.Tensor, t: float, label: torch.Tensor) -> torch.Tensor:
-        tables = self._folded.get(t) if self._folded is not None else None
-        if tables is not None:  # a folded copy: the conditioning is a lookup by label
-            return self.net(x, None, label, cond=[table[label] for table in tables])
+        if self._folded is not None:  # a folded copy: the conditioning is a lookup by label
+            if t not in self._folded:
+                raise KeyError(f"time {t!r} is not one the folded tables were built for "
+                               f"({sorted(self._folded)})")
+            return self.net(x, None, label, cond=[table[label] for table in self._folded[t]])
         tt = torch.zeros_like(x[:, 0]) + t  # (B,): keeps the batch dimension dynamic in ONNX
         return self.net(x, tt, label)
 
@@ -261,10 +268,11 @@ class Generator(nn.Module):
         import copy
 
         twin = copy.deepcopy(self).eval()
-        labels = torch.arange(self.cfg.num_classes + 1)
+        device = self.net.label_emb.weight.device  # the tables live with the weights
+        labels = torch.arange(self.cfg.num_classes + 1, device=device)
         twin._folded = {
             t: [c.detach().clone() for c in self.net.conditioning(
-                torch.zeros(len(labels)) + t, labels)]
+                torch.zeros(len(labels), device=device) + t, labels)]
             for t in self.sampler_times()}
         return twin
 

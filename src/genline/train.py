@@ -50,9 +50,9 @@ class TrainConfig:
             start must match `generator` exactly.
         space: where the flow runs (GeneratorConfig.space): "pixel", "pca", or "auto": pixels
             up to AUTO_PIXEL_MAX_DIM values per image (the 8x8 gray digits), principal
-            components above (measured in docs/benchmarks.md "Native resolution": an MLP flow
-            on raw 16x16+ pixels does not reach the gate within these budgets; on 8x8 RGB photo
-            tiles, 192 values, pixels scored fd_ratio 1.91 and nn ratio 1.25, pca 1.60 / 0.91).
+            components above (an MLP flow on raw 16x16 pixels reached fd_ratio ~3.9 in 60 s,
+            ../shared/FINDINGS.md; on 8x8 RGB photo tiles, 192 values, pixels scored fd_ratio
+            1.91 and nn ratio 1.25, pca 1.60 / 0.91: docs/generator.md).
         pca_components, pca_tail: the pca space's flow and tail widths (GeneratorConfig), cut
             to the rank the training images allow. Measured on 32x32 photo tiles (1,500
             iterations, docs/generator.md): with an N(0, 1) tail, fd_ratio 2.29 for 32 + 96,
@@ -178,7 +178,9 @@ def _warm_start(init_from: str | Path, gcfg: GeneratorConfig, cfg: TrainConfig) 
     src = Path(init_from)
     src = src / contract.CHECKPOINT if src.is_dir() else src
     base, _ = load_generator(src)
-    if base.cfg.latent_dim != gcfg.latent_dim or base.cfg.num_classes != gcfg.num_classes:
+    # the checkpoint keeps its own space (pixel or pca, its widths, basis and tail statistics:
+    # fit_pca is skipped), so only what the data decides must agree
+    if base.cfg.image_shape != gcfg.image_shape or base.cfg.num_classes != gcfg.num_classes:
         raise ValueError(
             f"--init-from {src}: its model has {base.cfg.num_classes} classes and image "
             f"shape {base.cfg.image_shape}; the data has {gcfg.num_classes} classes and "

@@ -84,8 +84,11 @@ def test_a_narrower_student_starts_fresh_and_keeps_the_teachers_pca_space():
         DistillConfig(hidden=2)
 
 
-@pytest.mark.parametrize("solver,guidance,steps", [("euler", 0.0, 2), ("midpoint", 0.5, 3)])
-def test_folded_conditioning_matches_and_exports_smaller(tmp_path, solver, guidance, steps):
+@pytest.mark.parametrize("solver,guidance,steps,space", [("euler", 0.0, 2, "pixel"),
+                                                         ("midpoint", 0.5, 3, "pixel"),
+                                                         ("euler", 0.0, 2, "pca")])
+def test_folded_conditioning_matches_and_exports_smaller(tmp_path, solver, guidance, steps,
+                                                         space):
     """Generator.folded tabulates the conditioning at the sampler's fixed times: same images
     (guided or not, Euler or midpoint), a graph without the time MLP, parity against the
     unfolded model."""
@@ -94,16 +97,20 @@ def test_folded_conditioning_matches_and_exports_smaller(tmp_path, solver, guida
     from genline.export import export_generator
 
     torch.manual_seed(0)
+    pca = {"space": "pca", "components": 6, "tail": 4, "class_tail": True} if space == "pca" \
+        else {}
     g = Generator(GeneratorConfig(num_classes=3, image_size=4, hidden=32, depth=2,
-                                  sample_steps=steps, solver=solver, guidance=guidance))
+                                  sample_steps=steps, solver=solver, guidance=guidance, **pca))
+    if pca:  # the production student: pca space with a per-class tail
+        g.fit_pca(torch.rand(60, 16) * 2 - 1, torch.arange(60) % 3)
     for p in g.parameters():  # the zero-initialised output layer would make every image equal
         p.data.add_(0.1 * torch.randn_like(p))
     folded = g.folded()
     assert sorted(folded._folded) == g.sampler_times()
     assert len(g.sampler_times()) == steps * (2 if solver == "midpoint" else 1)
-    labels, z = torch.tensor([0, 1, 2, 1]), torch.randn(4, 16)
+    labels, z = torch.tensor([0, 1, 2, 1]), torch.randn(4, g.cfg.latent_dim)
     with torch.no_grad():
-        assert torch.allclose(folded(labels, z), g(labels, z), atol=1e-6)
+        assert torch.allclose(folded(labels, z), g(labels, z), atol=1e-5)
         assert not torch.allclose(g(labels, z), g(labels.flip(0), z), atol=1e-3)
     assert g._folded is None  # the original is untouched
     plain = export_generator(g, tmp_path / "plain.onnx")

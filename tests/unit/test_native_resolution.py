@@ -134,6 +134,30 @@ def test_class_tail_noise_takes_each_class_statistics(tmp_path):
         GeneratorConfig(class_tail=True)
 
 
+def test_a_warm_start_keeps_the_checkpoints_pca_widths(tmp_path):
+    """Fine-tuning continues from a pca checkpoint whose flow and tail widths differ from what
+    today's TrainConfig would choose for the data (its basis and tail statistics are kept)."""
+    from genline.data import make_dataset
+    from genline.train import _warm_start
+
+    base = Generator(GeneratorConfig(num_classes=2, channels=3, image_size=16, hidden=32,
+                                     depth=1, space="pca", components=4, tail=6,
+                                     class_tail=True))
+    base.fit_pca(torch.rand(30, 768) * 2 - 1, torch.arange(30) % 2)
+    save_generator(tmp_path / "g.pt", base)
+    ds = make_dataset(np.random.default_rng(0).random((80, 3, 16, 16), dtype=np.float32),
+                      np.arange(80) % 2, ["a", "b"], "x")
+    cfg = TrainConfig(architecture_from_init=True)
+    assert cfg.generator_config(ds, 70).latent_dim != base.cfg.latent_dim
+    model = _warm_start(tmp_path / "g.pt", cfg.generator_config(ds, 70), cfg)
+    assert model.cfg.latent_dim == 10 and torch.equal(model.tail_mean, base.tail_mean)
+    other = make_dataset(np.zeros((80, 3, 8, 8), np.float32), np.arange(80) % 2, ["a", "b"], "x")
+    with pytest.raises(ValueError, match="image shape"):
+        _warm_start(tmp_path / "g.pt", cfg.generator_config(other, 70), cfg)
+    with pytest.raises(ValueError, match="labels must be in"):
+        base.fit_pca(torch.rand(30, 768) * 2 - 1, torch.arange(30) % 3)
+
+
 @pytest.mark.parametrize("size", [5, 8, 20, 24, 32, 64])
 def test_the_evaluator_exports_at_any_size(tmp_path, size):
     """The stride-2 stages end at 8x8 for every size (24x24 once failed ONNX export: 6x6 is not

@@ -186,3 +186,36 @@ def test_log_schema_profile_and_cli_select_from_features():
     assert list(features.DTYPES) == features.COLUMNS
     with pytest.raises(KeyError, match="not prediction-log columns"):
         features.select("label", "no_such_column")
+
+
+@pytest.mark.parametrize("same_file", [True, False])
+def test_embedding_columns_match_the_embedding_whether_or_not_one_pass_scores_both(
+        tmp_path, evaluator, same_file):
+    """Compaction takes the embedding's features from the evaluator's own pass when the
+    embedding belongs to that evaluator file, and runs the embedding separately otherwise: the
+    emb_* columns are the embedding's transform of the logged images either way."""
+    from genline.embedding import Embedding
+
+    rng = np.random.default_rng(1)
+    Embedding.fit(evaluator, rng.random((40, 1, 8, 8)).astype(np.float32)).save(
+        evaluator.parent / contract.EMBEDDING)
+    scorer = evaluator
+    if not same_file:  # the segment names a copy: the embedding runs its own session
+        scorer = tmp_path / "copy" / contract.EVALUATOR_ONNX
+        scorer.parent.mkdir()
+        shutil.copy(evaluator, scorer)
+    w = spool.SpoolWriter(tmp_path / "log", {
+        "model": "g", "version": 3, "instance": "i0", "evaluator": str(scorer),
+        "embedding": str(evaluator.parent / contract.EMBEDDING), "image_shape": [1, 8, 8]},
+        compact=False)
+    recs = [record(f"r{i}", 3, t=1_800_000_000.0 + i, seed=i) for i in range(4)]
+    for rec in recs:
+        w.write(rec)
+    w.close(compact_now=False)
+    store.compact(tmp_path / "log")
+    df = store.read_predictions(tmp_path / "log").sort_values(["request_id", "sample_index"])
+    images = np.concatenate([features.decode_images(r["images"], [1, 8, 8]) for r in recs])
+    want = Embedding.load(evaluator.parent / contract.EMBEDDING).transform(images)
+    got = df[list(features.EMBEDDING_FEATURES[: want.shape[1]])].to_numpy()
+    np.testing.assert_allclose(got, want.round(5), atol=2e-5)
+    assert df.pred_class.notna().all()

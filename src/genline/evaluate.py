@@ -28,10 +28,11 @@ import torch.nn.functional as F
 
 from genline import contract
 from genline.data import Dataset, Splits, split
+from genline.evaluator_net import Evaluator, load_evaluator
 from genline.fsutil import atomic_write_bytes, atomic_write_json
 from genline.gate import GATED_METRICS, REQUIRED_METRICS, GateConfig, GateResult, check_gate
 from genline.lineage import stamp
-from genline.model import Evaluator, load_evaluator, load_generator
+from genline.model import load_generator
 from genline.optim import Adam
 from genline.paths import state_dir
 

@@ -229,8 +229,9 @@ def export_model_dir(model_dir: str | Path, dataset=None,
     and gated metrics as FP32 and its speed measured; the decision and its reasons are recorded
     in export.json along with the sha256 of every exported file.
     """
+    from genline.evaluator_net import load_evaluator
     from genline.lineage import stamp
-    from genline.model import load_evaluator, load_generator
+    from genline.model import load_generator
     from genline.variants import export_student, measure_int8
 
     model_dir = Path(model_dir)

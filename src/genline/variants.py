@@ -90,8 +90,8 @@ def measure_int8(model_dir: Path, fp32_path: Path, g, dataset, cfg: ExportConfig
     The INT8 file stays only when adopted."""
     from genline.data import split
     from genline.evaluate import EvalConfig, compute_metrics
+    from genline.evaluator_net import load_evaluator
     from genline.gate import GATED_METRICS
-    from genline.model import load_evaluator
 
     eval_ckpt = model_dir / contract.EVALUATOR_CHECKPOINT
     if dataset is None or not eval_ckpt.exists():

@@ -39,7 +39,7 @@ def test_ci_preset_loss_falls_and_gate_passes(ci_model_dir):
 def test_samples_are_conditional(ci_model_dir):
     """Each row of the grid is the requested digit: the evaluator agrees on >= 90%."""
     from genline.evaluate import evaluator_outputs
-    from genline.model import load_evaluator
+    from genline.evaluator_net import load_evaluator
 
     model, _ = load_generator(ci_model_dir / contract.CHECKPOINT)
     evaluator, _ = load_evaluator(ci_model_dir / contract.EVALUATOR_CHECKPOINT)

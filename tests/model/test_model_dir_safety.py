@@ -202,7 +202,8 @@ def test_the_crafted_checkpoint_is_live(ci_model_dir, tmp_path):
 
 
 def test_load_generator_and_load_evaluator_refuse_a_crafted_pickle(ci_model_dir, tmp_path):
-    from genline.model import CheckpointError, load_evaluator, load_generator
+    from genline.evaluator_net import load_evaluator
+    from genline.model import CheckpointError, load_generator
 
     marker = tmp_path / "pwned"
     for loader, like in ((load_generator, contract.CHECKPOINT),

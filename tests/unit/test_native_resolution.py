@@ -162,8 +162,8 @@ def test_a_warm_start_keeps_the_checkpoints_pca_widths(tmp_path):
 def test_the_evaluator_exports_at_any_size(tmp_path, size):
     """The stride-2 stages end at 8x8 for every size (24x24 once failed ONNX export: 6x6 is not
     a multiple of the 4x4 pool)."""
+    from genline.evaluator_net import Evaluator
     from genline.export import export_evaluator, ort_session
-    from genline.model import Evaluator
 
     ev = Evaluator(3, 1, size).eval()
     export_evaluator(ev, tmp_path / "e.onnx", 17)

@@ -236,7 +236,8 @@ def stack_ceiling(model_dir: Path, work: Path, duration: float, rounds: int,
 
     from genline.netutil import free_port
     from genline.serving import server as srv
-    from genline.serving.command import server_env
+    from genline.serving.admin import admin_token
+    from genline.serving.command import build_command, server_env
     from genline.serving.config import CpuTuning, ModelShape, render_cpu_config
     from genline.serving.install import find_triton, prepare_backend_dir
 
@@ -251,11 +252,10 @@ def stack_ceiling(model_dir: Path, work: Path, duration: float, rounds: int,
     ports = [free_port() for _ in range(3)]
     cfg = srv.ServerConfig(repository=repo, http_port=ports[0], grpc_port=ports[1],
                            metrics_port=ports[2], run_dir=work / "run",
-                           predlog_dir=work / "predictions")
-    cmd = [str(install.binary), f"--model-repository={repo}",
-           f"--backend-directory={prepare_backend_dir(install, work / 'run')}",
-           "--model-control-mode=none", f"--http-port={ports[0]}", f"--grpc-port={ports[1]}",
-           f"--metrics-port={ports[2]}", "--allow-metrics=false"]
+                           predlog_dir=work / "predictions", model="noop")
+    # genline's own command line (explicit model control, restricted APIs, shm prefix)
+    cmd = build_command(cfg, install, prepare_backend_dir(install, work / "run"),
+                        admin_token(work / "run", create=True), load_model=True)
     log = open(work / "triton.log", "wb")
     proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT,
                             env=server_env(install, cfg), start_new_session=True)

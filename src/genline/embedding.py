@@ -48,14 +48,19 @@ def _session(evaluator_onnx: str | Path):
     return sess
 
 
-def penultimate(session, images: np.ndarray) -> np.ndarray:
-    """The evaluator's penultimate features, (B, C, H, W) -> (B, F) float64."""
+def evaluator_run(session, images: np.ndarray, names: list[str]) -> list[np.ndarray]:
+    """The evaluator graph's outputs `names` for images (B, C, H, W), BATCH images per call."""
     images = np.ascontiguousarray(images, dtype=np.float32)
     if images.ndim != 4:
         raise EmbeddingError(f"images must be (B, C, H, W), got shape {images.shape}")
-    parts = [session.run([contract.EVAL_FEATURES], {contract.EVAL_INPUT: images[i:i + BATCH]})[0]
-             for i in range(0, len(images), BATCH)]
-    return np.concatenate(parts).astype(np.float64)
+    parts = [session.run(names, {contract.EVAL_INPUT: images[i:i + BATCH]})
+             for i in range(0, max(len(images), 1), BATCH)]  # no images: one empty call
+    return [np.concatenate([p[j] for p in parts]) for j in range(len(names))]
+
+
+def penultimate(session, images: np.ndarray) -> np.ndarray:
+    """The evaluator's penultimate features, (B, C, H, W) -> (B, F) float64."""
+    return evaluator_run(session, images, [contract.EVAL_FEATURES])[0].astype(np.float64)
 
 
 class Embedding:

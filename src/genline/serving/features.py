@@ -205,19 +205,15 @@ class Evaluator:
         """`score` and, from the same pass, the penultimate features (B, F) float64 (None
         when `features` is False): what an `Embedding` of this evaluator projects."""
         from genline import contract
-        from genline.embedding import BATCH
+        from genline.embedding import evaluator_run
 
-        images = np.ascontiguousarray(images, dtype=np.float32)
         names = [contract.EVAL_LOGITS] + ([contract.EVAL_FEATURES] if features else [])
-        parts = [self.session.run(names, {contract.EVAL_INPUT: images[i:i + BATCH]})
-                 for i in range(0, len(images), BATCH)]
-        logits = np.concatenate([p[0] for p in parts]) if parts else np.zeros((0, 1), np.float32)
-        logits = logits - logits.max(axis=1, keepdims=True)  # (B, num_classes), stable softmax
+        out = evaluator_run(self.session, images, names)
+        logits = out[0] - out[0].max(axis=1, keepdims=True)  # (B, num_classes), stable softmax
         probs = np.exp(logits)
         probs /= probs.sum(axis=1, keepdims=True)
-        feats = (np.concatenate([p[1] for p in parts]).astype(np.float64)
-                 if features and parts else None)
-        return probs.argmax(axis=1), probs.max(axis=1), feats
+        return probs.argmax(axis=1), probs.max(axis=1), (
+            out[1].astype(np.float64) if features else None)
 
 
 class Evaluators:

@@ -1,9 +1,9 @@
 """The prediction-log spool: what the serving process writes, one JSON line per response.
 
 Runs inside Triton's python backend (see docs/serving.md). Every response (success or failure)
-becomes one JSON line appended with a single `os.write` to this instance's open segment
-(`<dir>/spool/<t>-<pid>-<instance>.open.jsonl`, O_APPEND). That write lands in the kernel's page
-cache before the response is returned, so a killed server loses nothing; a background thread
+becomes one JSON line; a batch's lines are appended with a single `os.write` to this instance's
+open segment (`<dir>/spool/<t>-<pid>-<instance>.open.jsonl`, O_APPEND). It lands in the kernel's
+page cache before the response is returned, so a killed server loses nothing; a background thread
 fsyncs it every `flush_s` for power-loss durability. Every `rotate_s` the segment is closed and
 renamed `.ready.jsonl` for the store (`genline.serving.store`) to compact. Nothing heavier is on
 the request path: no Parquet, no evaluator.
@@ -96,13 +96,27 @@ class SpoolWriter:
 
     def write(self, record: dict[str, Any]) -> None:
         """Append one request record (one line, one write syscall)."""
-        data = (json.dumps(record, separators=(",", ":"), default=_json_default) + "\n").encode()
+        self.write_many([record])
+
+    def write_many(self, records: list[dict[str, Any]]) -> None:
+        """Append the records of one batch: one line each, all in one write syscall.
+
+        Every record is encoded before anything is written, so a record that cannot be encoded
+        fails the call with nothing of the batch written (never half a batch). O_APPEND makes the
+        one write land whole, after any other writer's lines.
+        """
+        if not records:
+            return
+        data = "".join(json.dumps(r, separators=(",", ":"), default=_json_default) + "\n"
+                       for r in records).encode()
         with self._lock:
             if self._fd is None:
                 raise RuntimeError("prediction log is closed")
-            os.write(self._fd, data)
+            written = os.write(self._fd, data)
+            while written < len(data):  # a short write (signal, full disk): finish the lines
+                written += os.write(self._fd, data[written:])
             self._bytes += len(data)
-            self._records += 1
+            self._records += len(records)
             self._dirty = True
 
     def _rotate_locked(self) -> Path | None:

@@ -33,3 +33,26 @@ def test_valid_request_is_reshaped():
 def test_bad_requests(mutate, match):
     with pytest.raises(InputError, match=match):
         validate(*mutate(*ok()), num_classes=10, latent_dim=64)
+
+
+def test_a_cheap_model_runs_on_one_thread_without_the_per_request_cancel_check():
+    from genline.serving.backend_model import CHEAP_MODEL_MS, check_cancel_on_entry, ort_threads
+
+    cheap, costly = CHEAP_MODEL_MS / 4, CHEAP_MODEL_MS * 10
+    assert ort_threads(cheap, 2) == 1 and ort_threads(costly, 2) == 2
+    assert ort_threads(costly, 0) == 1  # a config that says 0 still gets a thread
+    assert not check_cancel_on_entry(cheap, None) and check_cancel_on_entry(costly, None)
+    # the test hook's pause always checks, however cheap the model
+    assert check_cancel_on_entry(cheap, 0.0)
+
+
+def test_single_image_ms_is_the_fastest_warm_run():
+    from genline.serving.backend_model import single_image_ms
+
+    seen = []
+
+    def run(labels, z):
+        seen.append((labels.shape, z.shape))
+
+    ms = single_image_ms(run, 7, repeats=3)
+    assert seen == [((1,), (1, 7))] * 3 and 0 <= ms < 1e3

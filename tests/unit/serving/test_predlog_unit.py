@@ -219,3 +219,25 @@ def test_embedding_columns_match_the_embedding_whether_or_not_one_pass_scores_bo
     got = df[list(features.EMBEDDING_FEATURES[: want.shape[1]])].to_numpy()
     np.testing.assert_allclose(got, want.round(5), atol=2e-5)
     assert df.pred_class.notna().all()
+
+
+def test_a_batch_of_records_is_one_write_and_compacts_like_single_writes(tmp_path, evaluator,
+                                                                         monkeypatch):
+    w = writer(tmp_path, evaluator)
+    writes = []
+    real = os.write
+    monkeypatch.setattr(spool.os, "write", lambda fd, data: writes.append(data) or real(fd, data))
+    w.write_many([record("a", 2, seed=1), record("b", 1, seed=2),
+                  record("c", status="CANCELLED")])
+    assert len(writes) == 1 and writes[0].count(b"\n") == 3
+    # a record that cannot be encoded fails the call before anything of its batch is written
+    with pytest.raises(TypeError, match="not JSON serialisable"):
+        w.write_many([record("d"), {**record("e"), "seed": object()}])
+    assert len(writes) == 1
+    w.write_many([])  # nothing to write: no syscall
+    assert len(writes) == 1
+    monkeypatch.undo()
+    w.close(compact_now=False)
+    assert store.compact(tmp_path)["requests"] == 3
+    df = store.read_predictions(tmp_path)
+    assert sorted(set(df.request_id)) == ["a", "b", "c"] and len(df) == 4

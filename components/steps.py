@@ -197,6 +197,7 @@ def export_onnx(
     import shutil
 
     from components.support import png_html
+    from genline import contract
     from genline.export import ExportConfig, export_model_dir
     from genline.npzfiles import load_npz
 
@@ -207,7 +208,8 @@ def export_onnx(
     onnx_model.metadata.update(
         {
             **report["parity"],
-            "int8_adopted": report["int8"]["adopted"],
+            "int8_adopted": report["serving_variant"] in (contract.ONNX_INT8,
+                                                          contract.ONNX_STUDENT_INT8),
             "serving_variant": report["serving_variant"],
             # the bytes publish serves as model.onnx: the adopted variant's
             "onnx_sha256": report["files"][report["serving_variant"]],

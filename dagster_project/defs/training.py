@@ -71,6 +71,12 @@ def _student_table(model_dir: Path) -> str | None:
     decision = "**adopted**: the student serves" if student.get("adopted") else (
         "**not adopted**: the teacher serves")
     reasons = "".join(f"\n- {r}" for r in student.get("reasons") or [])
+    int8 = student.get("int8") or {}
+    if "speedup_batch1" in int8:
+        reasons += (f"\n\nINT8 of the student: {int8['speedup_batch1']:.1f}x at batch 1, "
+                    f"{int8['speedup_batch64']:.1f}x at batch 64, "
+                    + ("**adopted** (its INT8 graph serves)" if int8.get("adopted") else
+                       "not adopted: " + "; ".join(int8.get("reasons") or [])))
     return "\n".join(rows) + f"\n\n{decision}{reasons}"
 
 

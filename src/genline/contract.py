@@ -34,10 +34,13 @@ CHECKPOINT = "checkpoint.pt"  # generator weights + config + dataset fingerprint
 METRICS = "metrics.json"  # fd, fd_real, fd_ratio, conditional_accuracy, evaluator_accuracy, ...
 GATE = "gate.json"  # {"passed": bool, "reasons": [str, ...], ...}
 ONNX_FP32 = "model.onnx"  # the portable source of truth for serving
-ONNX_INT8 = "model.int8.onnx"  # static QDQ variant, present only when measured
+ONNX_INT8 = "model.int8.onnx"  # dynamic INT8 variant of model.onnx, present only when adopted
 STUDENT_CHECKPOINT = "student.pt"  # the distilled few-step generator (genline.distill)
 DISTILL_REPORT = "distill.json"  # student config, timings, teacher/student metrics, its gate
 ONNX_STUDENT = "model.student.onnx"  # the student's graph, present when it was exported
+ONNX_STUDENT_INT8 = "model.student.int8.onnx"  # its dynamic INT8 variant, when adopted
+# the graphs that serve the distilled student (publish checks distill.json for either)
+STUDENT_VARIANTS = (ONNX_STUDENT, ONNX_STUDENT_INT8)
 EVALUATOR_CHECKPOINT = "evaluator.pt"
 EVALUATOR_ONNX = "evaluator.onnx"
 EMBEDDING = "embedding.npz"  # PCA of the evaluator's EVAL_FEATURES, fitted on the training split

@@ -225,9 +225,11 @@ def export_model_dir(model_dir: str | Path, dataset=None,
                      cfg: ExportConfig = ExportConfig()) -> dict[str, Any]:
     """Export the checkpoint in `model_dir` to model.onnx (+ evaluator.onnx, INT8, samples.png).
 
-    With `dataset` given and `cfg.try_int8`, the INT8 variant is scored with the same evaluator
-    and gated metrics as FP32 and its speed measured; the decision and its reasons are recorded
-    in export.json along with the sha256 of every exported file.
+    What serves (`serving_variant`): the distilled student when export_student adopts it, else
+    the teacher; then, with `dataset` given and `cfg.try_int8`, the INT8 variant of that graph
+    when it pays off (scored with the same evaluator and gated metrics as its FP32 graph, its
+    speed measured). Every decision and its reasons are recorded in export.json (`student`,
+    `student.int8`, `int8`) along with the sha256 of every exported file.
     """
     from genline.evaluator_net import load_evaluator
     from genline.lineage import stamp
@@ -268,20 +270,33 @@ def export_model_dir(model_dir: str | Path, dataset=None,
     sample_grid(onnx_sample_fn(ort_session(fp32_path)), g.num_classes, g.latent_dim,
                 model_dir / contract.SAMPLES_PNG)
 
-    int8 = measure_int8(model_dir, fp32_path, g, dataset, cfg) if cfg.try_int8 else {
-        "adopted": False}
-    if int8.get("adopted"):
-        files[contract.ONNX_INT8] = sha256_file(model_dir / contract.ONNX_INT8)
-    report["int8"] = int8
-    report["serving_variant"] = contract.ONNX_INT8 if int8.get("adopted") else contract.ONNX_FP32
-    student = export_student(model_dir, fp32_path, g, cfg)
+    for stale in (contract.ONNX_INT8, contract.ONNX_STUDENT_INT8):  # an earlier export's
+        (model_dir / stale).unlink(missing_ok=True)
+    # the student first: when it serves, the INT8 trial is of its graph, not the teacher's
+    student = export_student(model_dir, fp32_path, g, cfg, dataset=dataset)
+    serving = contract.ONNX_FP32
     if student is not None:
         report["student"] = student
         if student.get("exported"):
             files[contract.ONNX_STUDENT] = sha256_file(model_dir / contract.ONNX_STUDENT)
         if student.get("adopted"):
-            report["serving_variant"] = contract.ONNX_STUDENT
+            serving = contract.ONNX_STUDENT
             report["served_metrics"] = student["metrics_student"]
+            if student.get("int8", {}).get("adopted"):
+                serving = contract.ONNX_STUDENT_INT8
+                files[serving] = sha256_file(model_dir / serving)
+                report["served_metrics"] = student["int8"]["metrics_int8"]
+    if serving == contract.ONNX_FP32 and cfg.try_int8:
+        int8 = measure_int8(model_dir, fp32_path, g, dataset, cfg)
+    else:
+        int8 = {"adopted": False, "reasons": [
+            "not tried: the distilled student serves" if serving != contract.ONNX_FP32
+            else "INT8 not tried"]}
+    if int8.get("adopted"):
+        serving = contract.ONNX_INT8
+        files[contract.ONNX_INT8] = sha256_file(model_dir / contract.ONNX_INT8)
+    report["int8"] = int8
+    report["serving_variant"] = serving
     report["files"] = files
     report["torch_version"] = torch.__version__
     atomic_write_json(model_dir / contract.EXPORT_REPORT, report)

@@ -10,8 +10,9 @@ import pytest
 
 from genline import contract
 from genline.distill import DISTILL_PRESETS, DistillConfig, distill_model_dir
-from genline.export import export_model_dir
+from genline.export import ExportConfig, export_model_dir
 from genline.fsutil import atomic_write_json, read_json
+from genline.gate import GATED_METRICS
 from genline.serving.publish_checks import ModelDirError, read_model_dir
 
 pytestmark = pytest.mark.slow
@@ -28,10 +29,11 @@ def test_a_poor_student_is_not_adopted_and_the_teacher_serves(ci_model_dir, digi
     report = distill_model_dir(md, digits, DistillConfig(iterations=20, pool=1024))
     assert report["skipped"] is None and not report["adoptable"]
     assert any("worse for the student" in r or "gate" in r for r in report["reasons"])
-    export = export_model_dir(md, digits)
+    export = export_model_dir(md, digits, ExportConfig(try_int8=False))
     student = export["student"]
     assert not student["adopted"] and student["reasons"] == report["reasons"]
     assert export["serving_variant"] == contract.ONNX_FP32
+    assert "int8" not in student  # a student that does not serve gets no INT8 trial
     assert student["teacher_evaluations"] == 40 and student["student_evaluations"] == 2
     assert student["parity"]["parity_checked_on"] == "simplified graph"
     assert read_model_dir(md).serving_variant == contract.ONNX_FP32
@@ -48,7 +50,7 @@ def test_a_student_within_the_rule_serves_and_publish_checks_it(ci_model_dir, di
     assert report["student_gate"]["passed"]
     teacher, student = report["metrics_teacher"], report["metrics_student"]
     assert student["fd_ratio"] <= teacher["fd_ratio"] * 1.25
-    export = export_model_dir(md, digits)
+    export = export_model_dir(md, digits, ExportConfig(try_int8=False))
     assert export["serving_variant"] == contract.ONNX_STUDENT and export["student"]["adopted"]
     assert export["files"][contract.ONNX_STUDENT]
     for b in (1, 256):
@@ -61,6 +63,47 @@ def test_a_student_within_the_rule_serves_and_publish_checks_it(ci_model_dir, di
     edited["student_sha256"] = "0" * 64
     atomic_write_json(md / contract.DISTILL_REPORT, edited)
     with pytest.raises(ModelDirError, match="student.pt is missing or differs"):
+        read_model_dir(md)
+
+
+def test_the_int8_trial_is_of_the_serving_student_and_publish_checks_it(ci_model_dir, digits,
+                                                                         tmp_path, monkeypatch):
+    from genline import variants
+
+    md = _copy(ci_model_dir, tmp_path, "int8")
+    report = distill_model_dir(md, digits, replace(DISTILL_PRESETS["ci"],
+                                                   adoption_tolerance=0.25))
+    assert report["adoptable"], report["reasons"]
+    # refused on speed: the FP32 student serves, the INT8 file is not kept
+    monkeypatch.setattr(variants, "INT8_MIN_SPEEDUP", float("inf"))
+    export = export_model_dir(md, digits)
+    int8 = export["student"]["int8"]
+    assert export["serving_variant"] == contract.ONNX_STUDENT and not int8["adopted"]
+    assert any("below the inf" in r for r in int8["reasons"]), int8["reasons"]
+    assert not (md / contract.ONNX_STUDENT_INT8).exists()
+    assert contract.ONNX_STUDENT_INT8 not in export["files"]
+    assert export["int8"]["reasons"] == ["not tried: the distilled student serves"]
+    # the speed rule met (whatever this machine measures), the metric rule decides
+    monkeypatch.setattr(variants, "INT8_MIN_SPEEDUP", 0.0)
+    export = export_model_dir(md, digits)
+    int8 = export["student"]["int8"]
+    fp32, q = int8["metrics_fp32"], int8["metrics_int8"]
+    within = all(abs(q[k] - fp32[k]) <= 0.05 * abs(fp32[k]) for k in GATED_METRICS)
+    assert int8["adopted"] == within, int8
+    assert within, f"dynamic INT8 moved a gated metric of the ci student by > 5%: {int8}"
+    assert export["serving_variant"] == contract.ONNX_STUDENT_INT8
+    assert export["files"][contract.ONNX_STUDENT_INT8]
+    assert export["served_metrics"] == q
+    checked = read_model_dir(md)
+    assert checked.serving_variant == contract.ONNX_STUDENT_INT8
+    assert checked.metrics["student"] == q  # what the served graph earned
+    ops = {n.op_type for n in __import__("onnx").load(md / contract.ONNX_STUDENT_INT8).graph.node}
+    assert "MatMulInteger" in ops or "DynamicQuantizeMatMul" in ops, ops
+    # an export.json claiming an INT8 student it never adopted is refused
+    forged = read_json(md / contract.EXPORT_REPORT)
+    forged["student"]["int8"]["adopted"] = False
+    atomic_write_json(md / contract.EXPORT_REPORT, forged)
+    with pytest.raises(ModelDirError, match="INT8 graph without having adopted it"):
         read_model_dir(md)
 
 

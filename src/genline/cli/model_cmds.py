@@ -98,6 +98,14 @@ def print_student(student: dict[str, Any] | None) -> None:
     verdict = "adopted: the student serves" if student.get("adopted") else (
         "not adopted: the teacher serves")
     click.echo(f"student: {verdict}" + "".join(f"\n  - {r}" for r in student.get("reasons", [])))
+    int8 = student.get("int8")
+    if int8 and "speedup_batch1" in int8:
+        click.echo(f"student INT8: {int8['speedup_batch1']:.1f}x at batch 1, "
+                   f"{int8['speedup_batch64']:.1f}x at batch 64; "
+                   + ("adopted: its INT8 graph serves" if int8.get("adopted") else
+                      "not adopted: " + "; ".join(int8.get("reasons", []))))
+    elif int8:
+        click.echo("student INT8: not adopted: " + "; ".join(int8.get("reasons", [])))
 
 
 def _image_opts() -> list:

@@ -116,7 +116,7 @@ def read_model_dir(model_dir: Path, *, allow_custom_gate: bool = False) -> Model
     with _refusal_kind("stamps"):
         run_id, ckpt_sha = check_stamps(model_dir)
     with _refusal_kind("student"):
-        if export.get("serving_variant") == contract.ONNX_STUDENT:
+        if export.get("serving_variant") in contract.STUDENT_VARIANTS:
             metrics = {**metrics, "student": check_student(model_dir, export, run_id, ckpt_sha)}
     with _refusal_kind("classes"):
         dataset = _read(model_dir / contract.DATASET_INFO)
@@ -190,7 +190,8 @@ def check_student(model_dir: Path, export: dict, run_id: str, ckpt_sha: str) -> 
 
     path = model_dir / contract.DISTILL_REPORT
     if not path.is_file():
-        raise ModelDirError(f"export.json serves {contract.ONNX_STUDENT} but {path} is missing")
+        raise ModelDirError(f"export.json serves the student ({export['serving_variant']}) "
+                            f"but {path} is missing")
     report = _read(path)
     if (report.get(contract.RUN_ID_KEY), report.get(contract.CHECKPOINT_SHA256_KEY)) != (
             run_id, ckpt_sha):
@@ -203,6 +204,12 @@ def check_student(model_dir: Path, export: dict, run_id: str, ckpt_sha: str) -> 
     student = model_dir / contract.STUDENT_CHECKPOINT
     if not student.is_file() or sha256_file(student) != report.get("student_sha256"):
         raise ModelDirError(f"{student} is missing or differs from the one {path} records")
+    if export.get("serving_variant") == contract.ONNX_STUDENT_INT8:
+        int8 = export["student"].get("int8") or {}
+        if not int8.get("adopted"):
+            raise ModelDirError("export.json serves the student's INT8 graph without having "
+                                "adopted it")
+        return dict(int8.get("metrics_int8") or {})  # what the served graph earned
     return dict(report.get("metrics_student") or {})
 
 

@@ -70,7 +70,8 @@ def test_publish_records_lineage_profile_and_serves(triton, published, model_dir
     assert entry["serving"] == published
     lineage = entry["versions"][str(published)]["lineage"]
     export = __import__("json").loads((model_dir / contract.EXPORT_REPORT).read_text())
-    assert lineage["onnx_sha256"] == export["files"][contract.ONNX_FP32]
+    # the bytes served as model.onnx: the adopted variant (INT8 when the rule adopts it)
+    assert lineage["onnx_sha256"] == export["files"][export["serving_variant"]]
     assert lineage["dataset_fingerprint"]
     assert "fd_ratio" in lineage["metrics"] and lineage["gate"]["passed"] is True
     profile = load_profile(MODEL, published, triton.target.profile_dir)

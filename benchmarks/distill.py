@@ -6,14 +6,15 @@ In one run, side by side:
   1. trains the `default` preset on the built-in digits with distillation (genline's own
      run_training: train, evaluate, gate, distill, export), timing training and distillation
      against the preset's budget (its max_seconds) plus 50%;
-  2. exports the same teacher without the student: what serves when distillation is off
-     (today's model);
-  3. serves each from its own Triton Inference Server (genline's config and tuning, prediction
-     logging on), and drives both with the closed-loop load generator of benchmarks/serving.py
-     at concurrency 8, single-image requests and client batches of 32, rounds interleaved
-     (teacher, student, teacher, ...), median images/s kept;
-  4. reports the quality of both (the paired evaluation distill.json records: same evaluator,
-     same seed), the per-image cost in process (ONNX Runtime, 1 thread, batch 1 and 256, from
+  2. exports the same teacher without the student twice: its FP32 graph (today's model, the
+     baseline) and as genline exports it now (with the INT8 trial);
+  3. serves the three (today's model, the teacher as exported now, the student after its own
+     INT8 trial) from their own Triton Inference Servers (genline's config and tuning,
+     prediction logging on) and drives them with the closed-loop load generator of
+     benchmarks/serving.py at concurrency 8, single-image requests and client batches of 32,
+     rounds interleaved, median images/s kept;
+  4. reports the quality of each (the paired evaluation distill.json records; the INT8 trials'
+     paired FP32/INT8 evaluations), the per-image cost in process (ONNX Runtime, 1 thread, from
      export.json) and the graphs' node counts before and after simplification;
   5. serves a python-backend model that returns blank images with the same config, binary,
      client and concurrency: the most this stack serves on this machine, whatever the model.
@@ -64,45 +65,48 @@ def train_with_distillation(out: Path) -> dict:
     return {"wall_seconds": wall, "budget_seconds": PRESETS["default"].max_seconds}
 
 
-def teacher_only(model_dir: Path, out: Path) -> Path:
-    """The same checkpoint exported without its student: what serves without distillation."""
+def teacher_only(model_dir: Path, out: Path, int8: bool) -> Path:
+    """The same checkpoint exported without its student. With int8 False: today's model (the
+    FP32 teacher graph, the issue's baseline); with int8 True: what genline serves now when
+    distillation is off (the teacher's INT8 graph where the INT8 rule adopts it)."""
     from genline.data import load_builtin
-    from genline.export import export_model_dir
+    from genline.export import ExportConfig, export_model_dir
 
     shutil.copytree(model_dir, out)
-    for name in (contract.DISTILL_REPORT, contract.STUDENT_CHECKPOINT, contract.ONNX_STUDENT):
+    for name in (contract.DISTILL_REPORT, contract.STUDENT_CHECKPOINT, *contract.STUDENT_VARIANTS,
+                 contract.ONNX_INT8):
         (out / name).unlink(missing_ok=True)
-    export_model_dir(out, load_builtin())
+    export_model_dir(out, load_builtin(), ExportConfig(try_int8=int8))
     return out
 
 
-def student_served(model_dir: Path, out: Path) -> Path:
-    """`model_dir` when its student was adopted; otherwise a copy that serves the student
-    anyway, for the speed comparison only (the report states the real decision)."""
+def student_served(model_dir: Path, out: Path, int8: bool = True) -> Path:
+    """The student as genline serves it (int8: after its own INT8 trial), or its FP32 graph
+    (int8 False: what distillation alone gives). `model_dir` itself when its student was adopted
+    and nothing else differs; otherwise a copy that serves the student anyway, for the speed
+    comparison only (the report states the run's real decision)."""
     from genline.data import load_builtin
-    from genline.export import export_model_dir
+    from genline.export import ExportConfig, export_model_dir
     from genline.fsutil import atomic_write_json
 
     e = read_json(model_dir / contract.EXPORT_REPORT)
-    if e.get("serving_variant") == contract.ONNX_STUDENT:
+    if int8 and e.get("serving_variant") in contract.STUDENT_VARIANTS:
         return model_dir
-    print("the student was not adopted (" + "; ".join(e["student"]["reasons"]) + "): serving a "
-          "copy that adopts it, to measure its speed", flush=True)
+    if e.get("serving_variant") not in contract.STUDENT_VARIANTS:
+        print("the student was not adopted (" + "; ".join(e["student"]["reasons"]) + "): "
+              "serving a copy that adopts it, to measure its speed", flush=True)
     shutil.copytree(model_dir, out)
     d = read_json(out / contract.DISTILL_REPORT)
     d.update(adoptable=True, reasons=[])
     atomic_write_json(out / contract.DISTILL_REPORT, d)
-    export_model_dir(out, load_builtin())
+    export_model_dir(out, load_builtin(), ExportConfig(try_int8=int8))
     return out
 
 
 PROCESS_KINDS = ("client (this benchmark)", "tritonserver", "python-backend stub",
                  "prediction-log compactor")
-# the best-scoring candidate of benchmarks/serving.py's sweep that the committed CpuTuning
-# is not (two stub processes, one ORT thread each), served beside it
-ALT_NAME = "2x1"
-ALT_TUNING_ARGS = {"instances": 2, "ort_intra_op_threads": 1}
-ALT_LABEL = "2 instances with 1 ONNX Runtime thread each"
+TEACHER_NOW = "teacher INT8"  # the teacher as genline serves it now without distillation
+STUDENT_FP32 = "student FP32"  # the student's FP32 graph: what distillation alone gives
 CPU_SECONDS, CPU_SETTLE = 12.0, 13.0  # load, then idle past the log's 10 s compaction period
 
 
@@ -161,12 +165,6 @@ def cpu_per_request(name: str, url: str, root: int, **call) -> dict[str, float]:
     return {k: 1e3 * (after[k] - before[k]) / n for k in PROCESS_KINDS}
 
 
-def _alt_tuning():
-    from genline.serving.config import CpuTuning
-
-    return CpuTuning(**ALT_TUNING_ARGS)
-
-
 def serve_side_by_side(dirs: dict[str, Path], work: Path, duration: float, rounds: int,
                        cpu: dict) -> dict[tuple[str, int], list[float]]:
     """images/s of each served model, per (model, batch), one value per round; then CPU ms per
@@ -174,13 +172,11 @@ def serve_side_by_side(dirs: dict[str, Path], work: Path, duration: float, round
     from genline.serving.config import CpuTuning
     from genline.serving.process import read_pidfile
 
-    benches = {name: TritonBench(d, work / name) for name, d in dirs.items()}
-    for name, d in dirs.items():  # each model under the sweep's alternative as well
-        benches[f"{name} {ALT_NAME}"] = TritonBench(d, work / f"{name}-alt")
+    benches = {name: TritonBench(d, work / name.replace(" ", "_")) for name, d in dirs.items()}
     out: dict[tuple[str, int], list[float]] = {}
     try:
-        for name, b in benches.items():
-            b.start(_alt_tuning() if name.endswith(ALT_NAME) else CpuTuning())
+        for b in benches.values():
+            b.start(CpuTuning())
         time.sleep(5.0)  # the prediction-log compactors import pandas once, not in a round
         for r in range(rounds):
             for batch in BATCHES:
@@ -301,13 +297,17 @@ def fmt(x, d=3):
     return "-" if x is None else f"{x:.{d}f}"
 
 
-def write_report(model_dir: Path, timing: dict, served: dict, duration: float,
-                 rounds: int, wall: float, ceiling: dict[int, list[float]],
+def write_report(model_dir: Path, dirs: dict[str, Path], timing: dict, served: dict,
+                 duration: float, rounds: int, wall: float, ceiling: dict[int, list[float]],
                  cpu: dict) -> None:
     d = read_json(model_dir / contract.DISTILL_REPORT)
-    e = read_json(model_dir / contract.EXPORT_REPORT)
+    e = read_json(model_dir / contract.EXPORT_REPORT)  # the run's own decisions
+    es = read_json(dirs["student"] / contract.EXPORT_REPORT)  # what served as the student
+    et8 = read_json(dirs[TEACHER_NOW] / contract.EXPORT_REPORT)
     tr = read_json(model_dir / "train.json")
-    st = e["student"]
+    st, sq, tq = es["student"], es["student"].get("int8") or {}, et8["int8"]
+    student_graph = es["serving_variant"]
+    teacher_now_graph = et8["serving_variant"]
     med = {k: float(np.median(v)) for k, v in served.items()}
     train_s = float(tr["seconds"])
     distill_s = float(d["pool_seconds"] + d["train_seconds"] + d["evaluate_seconds"])
@@ -318,41 +318,46 @@ def write_report(model_dir: Path, timing: dict, served: dict, duration: float,
           "nn_distance_ratio": read_json(model_dir / contract.METRICS)["nn_distance_ratio"]}
     ms = {**d["metrics_student"],
           "nn_distance_ratio": d["student_gate"]["checks"]["nn_distance_ratio"]["value"]}
+    served_int8 = student_graph == contract.ONNX_STUDENT_INT8
+    mserved = sq["metrics_int8"] if served_int8 else ms
     lines = [
         "## Few-step sampling (distillation)", "",
         f"`benchmarks/distill.py`, one run ({time.strftime('%Y-%m-%d')}, {platform.machine()}, "
         f"{wall / 60:.1f} min): the `default` preset trained on the built-in digits with "
-        "distillation, then the same teacher and its student each served by its own Triton "
+        "distillation; then the same teacher and its student each served by its own Triton "
         "(genline's config, prediction logging on), driven in interleaved rounds by the "
         f"closed-loop load generator of benchmarks/serving.py at concurrency {CONCURRENCY} "
         f"({rounds} rounds of {duration:g} s per cell, median). Teacher: "
         f"{st['teacher_evaluations']} network evaluations per image (10 midpoint steps with "
         f"classifier-free guidance); student: {st['student_evaluations']} (2 Euler steps, "
         "guidance folded in).", "",
+        "Four servers: **today's model** (the FP32 teacher graph: what served before this "
+        f"work, the baseline of the 10x goal); **{TEACHER_NOW}** (the teacher as genline "
+        f"exports it now without distillation: `{teacher_now_graph}`, the INT8 rule's choice); "
+        f"the **{STUDENT_FP32}** (the student's FP32 graph: distillation alone); the "
+        f"**student** as genline serves it (`{student_graph}`: the student's graph after its "
+        "own INT8 trial).", "",
         "### Served through Triton (images/s)", "",
-        "genline's committed CPU config (`CpuTuning()`: 1 instance, 2 ONNX Runtime threads):", "",
-        "| requests | teacher | student | student / teacher | goal |",
-        "|---|---:|---:|---:|---|",
+        "genline's committed CPU config (`CpuTuning()`: 1 instance, 2 ONNX Runtime threads; "
+        "a model cheaper than 1 ms per image runs on 1 thread, see docs/serving.md):", "",
+        f"| requests | today's model | {TEACHER_NOW} | {STUDENT_FP32} | student | "
+        f"student / today's model | {STUDENT_FP32} / today's model | student / {TEACHER_NOW} "
+        "| goal |", "|---|---:|---:|---:|---:|---:|---:|---:|---|",
     ]
     ok = {}
-    alt = {b: (med[(f"teacher {ALT_NAME}", b)], med[(f"student {ALT_NAME}", b)])
-           for b in BATCHES}
     for b in BATCHES:
-        t, s = med[("teacher", b)], med[("student", b)]
+        t, t8, s = med[("teacher", b)], med[(TEACHER_NOW, b)], med[("student", b)]
+        s32 = med[(STUDENT_FP32, b)]
         ok[f"served_b{b}"] = s / t >= GOALS["speedup"]
         what = "single image" if b == 1 else f"batches of {b}"
-        lines.append(f"| {what} | {t:.0f} | {s:.0f} | **{s / t:.1f}x** | &ge; 10x "
-                     f"{'met' if ok[f'served_b{b}'] else 'missed'} |")
-    lines += ["", f"The same models under {ALT_LABEL} (the serving sweep's other strong "
-              "candidate), in the same rounds:", "",
-              "| requests | teacher | student | student / teacher | student (2x1) / teacher "
-              "(committed config) |", "|---|---:|---:|---:|---:|"]
-    for b in BATCHES:
-        t, s = alt[b]
-        what = "single image" if b == 1 else f"batches of {b}"
-        lines.append(f"| {what} | {t:.0f} | {s:.0f} | {s / t:.1f}x | "
-                     f"{s / med[('teacher', b)]:.1f}x |")
-    names = [n for n in ("teacher", "student", f"teacher {ALT_NAME}", f"student {ALT_NAME}")]
+        lines.append(f"| {what} | {t:.0f} | {t8:.0f} | {s32:.0f} | {s:.0f} | **{s / t:.1f}x** | "
+                     f"{s32 / t:.1f}x | {s / t8:.1f}x | "
+                     f"&ge; 10x {'met' if ok[f'served_b{b}'] else 'missed'} |")
+    lines += ["", f"What each part gives: distillation alone ({STUDENT_FP32} against today's "
+              f"model), INT8 alone ({TEACHER_NOW} against today's model), both (the student as "
+              f"served). Against the teacher as genline exports it now ({TEACHER_NOW}), the "
+              "distilled student is the last column."]
+    names = ("teacher", TEACHER_NOW, STUDENT_FP32, "student")
     lines += ["", "Rounds (images/s): " + "; ".join(
         f"{n} b{b}: " + ", ".join(f"{v:.0f}" for v in served[(n, b)])
         for b in BATCHES for n in names), ""]
@@ -361,14 +366,15 @@ def write_report(model_dir: Path, timing: dict, served: dict, duration: float,
               "images, with the same config, Triton binary, client and concurrency (no ONNX "
               "Runtime, no prediction log): " + "; ".join(
                   f"{'single image' if b == 1 else f'batches of {b}'} {cell[b]:.0f} images/s "
-                  f"(10x the teacher is {10 * med[('teacher', b)]:.0f}; the student reaches "
+                  f"(10x today's model is {10 * med[('teacher', b)]:.0f}; the student reaches "
                   f"{med[('student', b)] / cell[b]:.0%} of the ceiling)" for b in BATCHES) + ".",
               "", f"Where the CPU goes (ms of CPU per single-image request: {CPU_SECONDS:g} s "
               f"of load at concurrency {CONCURRENCY}, then {CPU_SETTLE:g} s idle so the "
               "prediction log compacts what it got; each server's own process tree; the 2 "
               "cores give 2,000 ms per second, so images/s is at most 2,000 / the total):", "",
-              "| process | teacher | student | no-op model |", "|---|---:|---:|---:|"]
-    who = ("teacher", "student", "no-op")
+              f"| process | today's model | {TEACHER_NOW} | {STUDENT_FP32} | student | "
+              "no-op model |", "|---|---:|---:|---:|---:|---:|"]
+    who = (*names, "no-op")
     per = cpu
     for kind in PROCESS_KINDS:
         lines.append(f"| {kind} | " + " | ".join(f"{per[w][kind]:.2f}" for w in who) + " |")
@@ -379,31 +385,50 @@ def write_report(model_dir: Path, timing: dict, served: dict, duration: float,
     teacher_total = sum(per["teacher"].values())
     lines += [f"Everything but the student's own stub costs {fixed:.2f} ms per single-image "
               "request here (the client, tritonserver and the prediction-log compactor as "
-              "measured with the student, plus the no-op model's stub); with the teacher at "
+              "measured with the student, plus the no-op model's stub); with today's model at "
               f"{teacher_total:.2f} ms, a model that cost nothing would be served at most "
-              f"{teacher_total / fixed:.1f}x faster than the teacher on this machine with the "
-              "prediction log on.", ""]
+              f"{teacher_total / fixed:.1f}x faster on this machine with the prediction log on.",
+              ""]
     lines += ["### In process (ONNX Runtime, 1 thread, ms per image)", "",
-              "| batch | teacher | student | student speedup |", "|---:|---:|---:|---:|"]
+              "| batch | teacher FP32 | student FP32 | student speedup |", "|---:|---:|---:|---:|"]
     for b in (1, 256):
         lines.append(f"| {b} | {st[f'teacher_batch{b}_ms_per_image']:.3f} | "
                      f"{st[f'student_batch{b}_ms_per_image']:.3f} | "
                      f"{st[f'speedup_batch{b}']:.1f}x |")
+    lines += ["", "INT8 (dynamic quantization, genline.variants), each against its own FP32 "
+              "graph in the same measurement (ms per image):", "",
+              "| graph | batch 1 FP32 | batch 1 INT8 | speedup | batch 64 FP32 | batch 64 INT8 "
+              "| speedup | adopted |", "|---|---:|---:|---:|---:|---:|---:|---|"]
+    for name, q in (("teacher", tq), ("student", sq)):
+        if "fp32_batch1_ms" not in q:
+            lines.append(f"| {name} | - | - | - | - | - | - | {'; '.join(q.get('reasons', []))} |")
+            continue
+        lines.append(f"| {name} | {q['fp32_batch1_ms']:.3f} | {q['int8_batch1_ms']:.3f} | "
+                     f"{q['speedup_batch1']:.1f}x | {q['fp32_batch64_ms'] / 64:.3f} | "
+                     f"{q['int8_batch64_ms'] / 64:.3f} | {q['speedup_batch64']:.1f}x | "
+                     f"{'yes' if q['adopted'] else 'no: ' + '; '.join(q['reasons'])} |")
     nt, ns = e["parity"], st["parity"]
     lines += ["", "Graphs (nodes / Constant / Shape), exported -> simplified (ORT basic offline "
               "optimisation, parity checked on the simplified graph): teacher "
               f"{_nodes(nt)}; student {_nodes(ns)}.", ""]
-    lines += ["### Quality (the paired evaluation in distill.json: same evaluator, same seed)", "",
-              "| metric | teacher | student | goal for the student |", "|---|---:|---:|---|"]
+    lines += ["### Quality", "",
+              "Teacher and student: the paired evaluation in distill.json (same evaluator, same "
+              "seed). INT8 graphs: measured beside their own FP32 graph by the INT8 trial (same "
+              "evaluator and seed as each other). The goals apply to the graph that serves.", "",
+              f"| metric | teacher | {TEACHER_NOW} | student | student, served graph | goal |",
+              "|---|---:|---:|---:|---:|---|"]
+    t8m = tq.get("metrics_int8") or {}
     for k in ("fd_ratio", "conditional_accuracy_ratio", "diversity_ratio", "nn_distance_ratio"):
         goal = GOALS[k]
-        met = ms[k] <= goal if k == "fd_ratio" else ms[k] >= goal
+        met = mserved[k] <= goal if k == "fd_ratio" else mserved[k] >= goal
         ok[k] = met
-        lines.append(f"| {k} | {fmt(mt[k])} | {fmt(ms[k])} | "
-                     f"{'&le;' if k == 'fd_ratio' else '&ge;'} {goal} "
+        lines.append(f"| {k} | {fmt(mt[k])} | {fmt(t8m.get(k))} | {fmt(ms[k])} | "
+                     f"{fmt(mserved[k])} | {'&le;' if k == 'fd_ratio' else '&ge;'} {goal} "
                      f"{'met' if met else 'missed'} |")
-    decision = "adopted: the student serves" if st["adopted"] else (
-        "not adopted: " + "; ".join(st["reasons"]))
+    real = e.get("student") or {}
+    decision = "adopted: the student serves" if real.get("adopted") else (
+        "not adopted: " + "; ".join(real.get("reasons") or []) + f" (the run serves "
+        f"`{e['serving_variant']}`; the student's speed above comes from a copy that adopts it)")
     ok["budget"] = train_s + distill_s <= budget
     lines += ["", f"Adoption (student passes the gate, no gated metric > 5% worse): {decision}.",
               "", "### Time to produce it", "",
@@ -451,13 +476,14 @@ def main(argv=None) -> int:
             model_dir = work / "student"
             timing = train_with_distillation(model_dir)
             (work / "timing.json").write_text(json.dumps(timing))
-        teacher = teacher_only(model_dir, work / "teacher")
-        student = student_served(model_dir, work / "student_served")
+        dirs = {"teacher": teacher_only(model_dir, work / "teacher", int8=False),
+                TEACHER_NOW: teacher_only(model_dir, work / "teacher_int8", int8=True),
+                STUDENT_FP32: student_served(model_dir, work / "student_fp32", int8=False),
+                "student": student_served(model_dir, work / "student_served")}
         cpu: dict = {}
-        served = serve_side_by_side({"teacher": teacher, "student": student}, work / "serve",
-                                    args.duration, args.rounds, cpu)
-        ceiling = stack_ceiling(student, work / "noop", args.duration, args.rounds, cpu)
-        write_report(model_dir, timing, served, args.duration, args.rounds,
+        served = serve_side_by_side(dirs, work / "serve", args.duration, args.rounds, cpu)
+        ceiling = stack_ceiling(dirs["student"], work / "noop", args.duration, args.rounds, cpu)
+        write_report(model_dir, dirs, timing, served, args.duration, args.rounds,
                      time.monotonic() - t0, ceiling, cpu)
     finally:
         if not args.keep:

@@ -6,9 +6,7 @@ the code it passed its canary with. It runs inside the backend stub, whose Pytho
 
 Per `execute` call (one dynamic batch of requests):
   1. a request Triton already marks cancelled (the client cancelled it, or its gRPC deadline
-     expired and the frontend cancelled it) gets a CANCELLED error and is not run; this check
-     is a round trip to the server per request, so a model cheaper than CHEAP_MODEL_MS per
-     image skips it (check_cancel_on_entry);
+     expired and the frontend cancelled it) gets a CANCELLED error and is not run;
   2. each other request is validated on its own (label range, NaN/Inf, batch agreement, empty
      batch); a bad request gets an INVALID_ARGUMENT error and does not disturb its batch-mates;
   3. with the test-only pause on, cancellation is checked between its slices; then the valid
@@ -53,7 +51,7 @@ PAUSE_SLICE_S = 0.01
 DEADLINE_PARAM = contract.DEADLINE_PARAM
 # A model whose single image runs faster than this (warm, measured at load) costs less than the
 # serving stack around it (~1 ms of CPU per request on 2 cores): it runs on one ONNX Runtime
-# thread (ort_threads) and is not asked about cancellation per request (check_cancel_on_entry).
+# thread (ort_threads).
 CHEAP_MODEL_MS = 1.0
 CANCELLED_QUEUED = "cancelled before the batch ran (client cancel or expired gRPC deadline)"
 CANCELLED_PAUSED = "cancelled while the batch waited (client cancel or expired gRPC deadline)"
@@ -135,19 +133,6 @@ def single_image_ms(run, latent_dim: int, repeats: int = 5) -> float:
     return best * 1e3
 
 
-def check_cancel_on_entry(single_ms: float, test_delay: float | None) -> bool:
-    """Whether execute() asks Triton about every request's cancellation before running it.
-
-    The question is a round trip to the server per request (~0.05 ms of CPU here). It saves work
-    only when running a request costs more than asking: a request cancelled while queued is
-    already dropped by Triton's scheduler, so the check only catches a cancel that lands in the
-    instant between the scheduler and execute(). For a model cheaper than CHEAP_MODEL_MS per
-    image (a distilled student) that request is simply run and its response discarded by
-    Triton, like one cancelled while ONNX Runtime runs. The test hook's pause always checks.
-    """
-    return test_delay is not None or single_ms >= CHEAP_MODEL_MS
-
-
 def ort_threads(single_ms: float, configured: int) -> int:
     """ONNX Runtime intra-op threads for a model that runs one image in `single_ms`.
 
@@ -204,11 +189,9 @@ class TritonPythonModel:
         self.threads = ort_threads(self.single_ms, configured)
         if self.threads != configured:
             session(self.threads)
-        self.check_queued = check_cancel_on_entry(self.single_ms, self.test_delay_s)
         print(
             f"genline: {self.model_name} version {self.version}: {self.single_ms:.3f} ms per "
-            f"single image -> {self.threads} ONNX Runtime thread(s) (configured {configured}), "
-            f"per-request cancellation check {'on' if self.check_queued else 'off'}",
+            f"single image -> {self.threads} ONNX Runtime thread(s) (configured {configured})",
             flush=True,
         )
         evaluator = version_dir / contract.EVALUATOR_ONNX
@@ -243,7 +226,7 @@ class TritonPythonModel:
             rid = request.request_id() or f"genline-{uuid.uuid4().hex}"
             params = _params(request)
             seed = _number(params, "seed", int)
-            if self.check_queued and is_cancelled(request):
+            if is_cancelled(request):
                 status, msg = _cancel_outcome(CANCELLED_QUEUED, params)
                 responses[i] = _error(pb_utils, msg, "CANCELLED")
                 records[i] = self._record(rid, seed, now, status, msg)
@@ -295,14 +278,10 @@ class TritonPythonModel:
         traffic = [rec for request, rec in zip(requests, records, strict=True)
                    # Triton's model_warmup (config.pbtxt) is not traffic
                    if pb_utils.get_input_tensor_by_name(request, WARMUP) is None]
-        try:
-            self.log.write_many(traffic)  # the batch's lines in one write
-        except Exception:  # one bad record must not cost its batch-mates theirs
-            for rec in traffic:
-                try:
-                    self.log.write(rec)
-                except Exception as exc:  # logging must never fail a response; say so loudly
-                    print(f"genline predlog: write failed: {exc!r}", flush=True)
+        try:  # the batch's lines in one write; a record that cannot be encoded costs only itself
+            self.log.write_many(traffic)
+        except Exception as exc:  # logging must never fail a response; say so loudly
+            print(f"genline predlog: write failed: {exc!r}", flush=True)
         return responses
 
     def _pause(self, requests, valid, responses, records, pb_utils, now):

@@ -101,23 +101,29 @@ class SpoolWriter:
     def write_many(self, records: list[dict[str, Any]]) -> None:
         """Append the records of one batch: one line each, all in one write syscall.
 
-        Every record is encoded before anything is written, so a record that cannot be encoded
-        fails the call with nothing of the batch written (never half a batch). O_APPEND makes the
-        one write land whole, after any other writer's lines.
+        Every record is encoded before anything is written. A record that cannot be encoded is
+        left out and named in the ValueError raised after the others are written, so it costs
+        only itself, and nothing is ever written twice.
         """
-        if not records:
-            return
-        data = "".join(json.dumps(r, separators=(",", ":"), default=_json_default) + "\n"
-                       for r in records).encode()
-        with self._lock:
-            if self._fd is None:
-                raise RuntimeError("prediction log is closed")
-            written = os.write(self._fd, data)
-            while written < len(data):  # a short write (signal, full disk): finish the lines
-                written += os.write(self._fd, data[written:])
-            self._bytes += len(data)
-            self._records += len(records)
-            self._dirty = True
+        lines, bad = [], []
+        for r in records:
+            try:
+                lines.append(json.dumps(r, separators=(",", ":"), default=_json_default) + "\n")
+            except (TypeError, ValueError) as exc:
+                bad.append(f"{r.get('request_id') if isinstance(r, dict) else '?'}: {exc}")
+        if lines:
+            data = "".join(lines).encode()
+            with self._lock:
+                if self._fd is None:
+                    raise RuntimeError("prediction log is closed")
+                written = os.write(self._fd, data)
+                while written < len(data):  # a short write (signal): finish the lines
+                    written += os.write(self._fd, data[written:])
+                self._bytes += len(data)
+                self._records += len(lines)
+                self._dirty = True
+        if bad:
+            raise ValueError(f"{len(bad)} record(s) not logged: {'; '.join(bad)}")
 
     def _rotate_locked(self) -> Path | None:
         if self._fd is None:
@@ -268,6 +274,12 @@ def live_segments(directory: str | Path) -> list[Path]:
     """Open segments (of running writers, or of dead ones not yet compacted), oldest first."""
     spool = Path(directory) / SPOOL
     return sorted(spool.glob(f"*{OPEN_SUFFIX}")) if spool.is_dir() else []
+
+
+def sealed_segments(directory: str | Path) -> list[Path]:
+    """Sealed segments waiting for compaction, oldest first."""
+    spool = Path(directory) / SPOOL
+    return sorted(spool.glob(f"*{READY_SUFFIX}")) if spool.is_dir() else []
 
 
 def read_segment(path: Path) -> tuple[dict, list[dict], int]:

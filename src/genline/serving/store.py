@@ -33,7 +33,13 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from genline.serving import features as feat
-from genline.serving.spool import default_dir, live_segments, pending_segments, read_segment
+from genline.serving.spool import (
+    default_dir,
+    live_segments,
+    pending_segments,
+    read_segment,
+    sealed_segments,
+)
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -273,10 +279,15 @@ def _read_store(directory: Path, start: float | None, end: float | None) -> pd.D
 
 
 def _read_live(directory: Path, start: float | None, end: float | None) -> list[pd.DataFrame]:
-    """Rows of the open segments (read, not consumed), within the window."""
+    """Rows of the segments not yet compacted (read, not consumed), within the window.
+
+    Open segments first, then sealed ones: a segment only moves forward (open -> sealed ->
+    Parquet), so one that is sealed or compacted while this reads is found at its next stage,
+    which is read after (the store last, by read_window). Overlaps are dropped by read_window.
+    """
     evaluators, embeddings = feat.Evaluators(), feat.Embeddings()
     frames = []
-    for segment in live_segments(directory):
+    for segment in [*live_segments(directory), *sealed_segments(directory)]:
         try:
             header, records, _ = read_segment(segment)
         except FileNotFoundError:  # sealed meanwhile; its Parquet is read next time
@@ -318,9 +329,9 @@ def read_window(
     directory = Path(directory) if directory is not None else default_dir()
     if compact_first:
         compact(directory, wait=True)
-    frames = [_read_store(directory, start, end)]
-    if include_live:
-        frames += _read_live(directory, start, end)
+    # not yet compacted first, the store last: what is compacted meanwhile is still found
+    frames = _read_live(directory, start, end) if include_live else []
+    frames.append(_read_store(directory, start, end))
     frames = [f for f in frames if len(f)]
     if not frames:
         return frame([]).iloc[0:0]

@@ -8,11 +8,11 @@ In one run, side by side:
      against the preset's budget (its max_seconds) plus 50%;
   2. exports the same teacher without the student twice: its FP32 graph (today's model, the
      baseline) and as genline exports it now (with the INT8 trial);
-  3. serves the three (today's model, the teacher as exported now, the student after its own
-     INT8 trial) from their own Triton Inference Servers (genline's config and tuning,
-     prediction logging on) and drives them with the closed-loop load generator of
-     benchmarks/serving.py at concurrency 8, single-image requests and client batches of 32,
-     rounds interleaved, median images/s kept;
+  3. serves the four (today's model, the teacher as exported now, the student's FP32 graph,
+     the student after its own INT8 trial) from their own Triton Inference Servers (genline's
+     config and tuning, prediction logging on) and drives them with the closed-loop load
+     generator of benchmarks/serving.py at concurrency 8, single-image requests and client
+     batches of 32, rounds interleaved, median images/s kept;
   4. reports the quality of each (the paired evaluation distill.json records; the INT8 trials'
      paired FP32/INT8 evaluations), the per-image cost in process (ONNX Runtime, 1 thread, from
      export.json) and the graphs' node counts before and after simplification;

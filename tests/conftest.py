@@ -34,7 +34,8 @@ def digits():
 
 
 TRAINING_SOURCES = ("data.py", "imagefiles.py", "model.py", "train.py", "evaluate.py", "gate.py",
-                    "export.py", "lineage.py", "workflow.py", "contract.py", "embedding.py")
+                    "export.py", "lineage.py", "workflow.py", "contract.py", "embedding.py",
+                    "variants.py", "distill.py")
 
 
 def _source_key() -> str:

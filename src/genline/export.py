@@ -295,6 +295,7 @@ def export_model_dir(model_dir: str | Path, dataset=None,
     if int8.get("adopted"):
         serving = contract.ONNX_INT8
         files[contract.ONNX_INT8] = sha256_file(model_dir / contract.ONNX_INT8)
+        report["served_metrics"] = int8["metrics_int8"]
     report["int8"] = int8
     report["serving_variant"] = serving
     report["files"] = files

@@ -1,8 +1,9 @@
 """The serving variants of an exported generator, each adopted only when it pays off: the
 distilled few-step student (genline.distill; its gate passed and no gated metric more than 5%
 worse than the teacher's) and INT8 (dynamic quantization of the graph that would serve, teacher
-or student: >= 1.3x faster and every gated metric within 5% of its FP32 graph's). The decisions
-and their reasons go into export.json.
+or student: >= 1.3x faster, every gated metric within 5% of its FP32 graph's, the quality gate
+passed by the INT8 graph itself, and for the student still within 5% of the teacher). The
+decisions and their reasons go into export.json.
 """
 
 from __future__ import annotations
@@ -73,15 +74,35 @@ def decide_int8(fp32: dict[str, float], int8: dict[str, float], speedup: float,
     return not reasons, reasons
 
 
+def _gate_inputs(model_dir: Path):
+    """(GateConfig, champion metrics or None) as this directory's gate was applied."""
+    from genline.fsutil import read_json
+    from genline.gate import GateConfig
+
+    gate_path, metrics_path = model_dir / contract.GATE, model_dir / contract.METRICS
+    gate = read_json(gate_path) if gate_path.is_file() else {}
+    cfg = GateConfig(**{k: v for k, v in gate.get("config", {}).items()
+                        if k in GateConfig.__dataclass_fields__})
+    champion = read_json(metrics_path).get("champion") if metrics_path.is_file() else None
+    return cfg, champion
+
+
 def measure_int8(model_dir: Path, fp32_path: Path, g, dataset, cfg: ExportConfig,
-                 int8_name: str = contract.ONNX_INT8) -> dict[str, Any]:
+                 int8_name: str = contract.ONNX_INT8, teacher_metrics: dict | None = None,
+                 tolerance: float = 0.05) -> dict[str, Any]:
     """Quantize `fp32_path` into `model_dir/int8_name`, score both graphs with the same
     evaluator, seed and gated metrics, time both, decide. The INT8 file stays only when
-    adopted."""
+    adopted.
+
+    Adopted only when the INT8 rule holds (decide_int8) and the INT8 graph itself passes the
+    directory's quality gate (its floors and, for a challenger, the champion comparison); for a
+    student's graph (`teacher_metrics` given) also the student rule against the teacher
+    (genline.distill.adoption with `tolerance`), so the tolerances do not add up.
+    """
     from genline.data import split
     from genline.evaluate import EvalConfig, compute_metrics
     from genline.evaluator_net import load_evaluator
-    from genline.gate import GATED_METRICS
+    from genline.gate import GATED_METRICS, check_gate
 
     eval_ckpt = model_dir / contract.EVALUATOR_CHECKPOINT
     if dataset is None or not eval_ckpt.exists():
@@ -101,9 +122,19 @@ def measure_int8(model_dir: Path, fp32_path: Path, g, dataset, cfg: ExportConfig
         m_int8 = compute_metrics(onnx_sample_fn(int8_sess), splits, evaluator, g.latent_dim,
                                  EvalConfig())
         adopted, reasons = decide_int8(m_fp32, m_int8, speedup, GATED_METRICS)
+        gate_cfg, champion = _gate_inputs(model_dir)
+        gate = check_gate(m_int8, champion, gate_cfg)
+        reasons += [f"the INT8 graph fails the quality gate: {r}" for r in gate.reasons]
+        if teacher_metrics is not None:
+            from genline.distill import adoption
+
+            _, worse = adoption(teacher_metrics, m_int8, True, tolerance)
+            reasons += [f"INT8 student against the teacher: {r}" for r in worse]
+        adopted = not reasons
         if not adopted:
             int8_path.unlink(missing_ok=True)  # not adopted: not shipped
         return {"adopted": adopted, "reasons": reasons, "speedup_batch64": speedup,
+                "gate_int8": gate.to_json(),
                 "speedup_batch1": t["fp32_batch1_ms"] / t["int8_batch1_ms"], **t,
                 # the gated metrics decide; nn_distance_ratio (a gate floor) is reported
                 "metrics_fp32": {k: m_fp32[k] for k in (*GATED_METRICS, "nn_distance_ratio")},
@@ -180,6 +211,9 @@ def export_student(model_dir: Path, teacher_onnx: Path, g, cfg: ExportConfig,
     out["reasons"] = reasons
     if out["adopted"]:
         out["int8"] = (measure_int8(model_dir, student_onnx, s, dataset, cfg,
-                                    contract.ONNX_STUDENT_INT8)
+                                    contract.ONNX_STUDENT_INT8,
+                                    teacher_metrics=distilled.get("metrics_teacher") or {},
+                                    tolerance=float((distilled.get("config") or {}).get(
+                                        "adoption_tolerance", 0.05)))
                        if cfg.try_int8 else {"adopted": False, "reasons": ["INT8 not tried"]})
     return out

@@ -99,6 +99,20 @@ def test_the_int8_trial_is_of_the_serving_student_and_publish_checks_it(ci_model
     assert checked.metrics["student"] == q  # what the served graph earned
     ops = {n.op_type for n in __import__("onnx").load(md / contract.ONNX_STUDENT_INT8).graph.node}
     assert "MatMulInteger" in ops or "DynamicQuantizeMatMul" in ops, ops
+    # the INT8 student still answers to the student rule against the teacher: with a teacher
+    # recorded as far better, the tolerances cannot add up and the FP32 student serves
+    d = read_json(md / contract.DISTILL_REPORT)
+    atomic_write_json(md / contract.DISTILL_REPORT, {
+        **d, "metrics_teacher": {**d["metrics_teacher"], "fd_ratio": q["fd_ratio"] / 2}})
+    export = export_model_dir(md, digits)
+    int8 = export["student"]["int8"]
+    assert not int8["adopted"] and export["serving_variant"] == contract.ONNX_STUDENT
+    assert any(r.startswith("INT8 student against the teacher: fd_ratio") for r in int8["reasons"])
+    assert int8["gate_int8"]["passed"]  # its own gate passed: the teacher rule refused it
+    atomic_write_json(md / contract.DISTILL_REPORT, d)
+    monkeypatch.setattr(variants, "INT8_MIN_SPEEDUP", 0.0)
+    export_model_dir(md, digits)
+    assert read_model_dir(md).serving_variant == contract.ONNX_STUDENT_INT8
     # an export.json claiming an INT8 student it never adopted is refused
     forged = read_json(md / contract.EXPORT_REPORT)
     forged["student"]["int8"]["adopted"] = False

@@ -237,8 +237,10 @@ def export_cmd(model_dir, data, no_int8, image_size, channels):
         report = export_model_dir(model_dir, ds, ExportConfig(try_int8=not no_int8))
     except ExportError as exc:
         raise click.ClickException(str(exc)) from exc
-    click.echo(json.dumps({k: report[k] for k in ("parity", "int8", "serving_variant", "files")},
-                          indent=2))
+    shown = {k: report[k] for k in ("parity", "int8", "serving_variant", "files")}
+    if (report.get("student") or {}).get("int8"):  # the INT8 trial of an adopted student
+        shown["student_int8"] = report["student"]["int8"]
+    click.echo(json.dumps(shown, indent=2))
 
 
 @click.command("sample")

@@ -118,6 +118,13 @@ def read_model_dir(model_dir: Path, *, allow_custom_gate: bool = False) -> Model
     with _refusal_kind("student"):
         if export.get("serving_variant") in contract.STUDENT_VARIANTS:
             metrics = {**metrics, "student": check_student(model_dir, export, run_id, ckpt_sha)}
+    with _refusal_kind("export"):
+        if export.get("serving_variant") == contract.ONNX_INT8:
+            int8 = export.get("int8") or {}
+            if not int8.get("adopted"):
+                raise ModelDirError("export.json serves the teacher's INT8 graph without having "
+                                    "adopted it")
+            metrics = {**metrics, "int8": dict(int8.get("metrics_int8") or {})}
     with _refusal_kind("classes"):
         dataset = _read(model_dir / contract.DATASET_INFO)
         classes = check_classes(model_dir, export, dataset)

@@ -314,3 +314,20 @@ def test_repeated_refusals_update_one_warning_incident(ci_model_dir, tmp_path, t
     assert set(incidents) == {"gate", "export"}
     assert incidents["gate"]["count"] == 2 and incidents["export"]["count"] == 1
     assert all(i["alert"]["severity"] == "warning" for i in incidents.values())
+
+
+def test_the_teachers_int8_graph_serves_only_when_export_adopted_it(tmp_path):
+    md_path = onnx_fixture.make_model_dir(tmp_path / "m")
+    export = read_json(md_path / contract.EXPORT_REPORT)
+    shutil.copy(md_path / contract.ONNX_FP32, md_path / contract.ONNX_INT8)
+    adopted = {"adopted": True, "reasons": [], "metrics_int8": {"fd_ratio": 1.01}}
+    atomic_write_json(md_path / contract.EXPORT_REPORT, {
+        **export, "serving_variant": contract.ONNX_INT8, "int8": adopted,
+        "files": {**export["files"],
+                  contract.ONNX_INT8: sha256_file(md_path / contract.ONNX_INT8)}})
+    md = read_model_dir(md_path)
+    assert md.serving_variant == contract.ONNX_INT8 and md.metrics["int8"] == {"fd_ratio": 1.01}
+    atomic_write_json(md_path / contract.EXPORT_REPORT, {
+        **read_json(md_path / contract.EXPORT_REPORT), "int8": {**adopted, "adopted": False}})
+    with pytest.raises(ModelDirError, match="teacher's INT8 graph without having adopted it"):
+        read_model_dir(md_path)

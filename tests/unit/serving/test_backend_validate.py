@@ -55,3 +55,14 @@ def test_single_image_ms_is_the_fastest_warm_run(monkeypatch):
 
     ms = backend_model.single_image_ms(run, 7, repeats=3)
     assert seen == [((1,), (1, 7))] * 3 and abs(ms - 2.0) < 1e-9
+
+
+def test_a_cheap_model_asks_about_cancellation_only_past_a_declared_deadline():
+    from genline.serving.backend_model import DEADLINE_PARAM, should_ask_cancelled
+
+    now = 1_800_000_000.0
+    assert should_ask_cancelled(False, {}, now)  # a costly model always asks
+    assert not should_ask_cancelled(True, {}, now)  # no declared deadline: not asked
+    assert not should_ask_cancelled(True, {DEADLINE_PARAM: now + 0.5}, now)
+    assert should_ask_cancelled(True, {DEADLINE_PARAM: now - 0.001}, now)
+    assert not should_ask_cancelled(True, {DEADLINE_PARAM: "soon"}, now)  # not a number

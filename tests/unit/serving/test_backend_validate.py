@@ -3,7 +3,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from genline.serving.backend_model import InputError, validate
+from genline.serving.request_checks import InputError, validate
 
 
 def ok(n=2):

@@ -248,8 +248,7 @@ def distill_model_dir(model_dir: str | Path, dataset, cfg: DistillConfig = Disti
                                 student.cfg.latent_dim, EvalConfig())
     info["evaluate_seconds"] = round(time.monotonic() - t0, 2)
     teacher_metrics = read_json(model_dir / contract.METRICS)
-    gate_cfg = GateConfig(**{k: v for k, v in gate.get("config", {}).items()
-                             if k in GateConfig.__dataclass_fields__})
+    gate_cfg = GateConfig.from_record(gate)
     # a challenger's student must beat the champion too: the served model is what won
     student_gate = check_gate(m_student, teacher_metrics.get("champion"), gate_cfg)
     adopted, reasons = adoption(teacher_metrics, m_student, student_gate.passed,

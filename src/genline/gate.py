@@ -62,6 +62,12 @@ class GateConfig:
     champion_margin: float = 0.05
     champion_min_gain: float = 0.02
 
+    @classmethod
+    def from_record(cls, gate: dict[str, Any]) -> GateConfig:
+        """The config a gate.json was checked with (keys this version does not know ignored)."""
+        return cls(**{k: v for k, v in (gate.get("config") or {}).items()
+                      if k in cls.__dataclass_fields__})
+
 
 @dataclass
 class GateResult:

@@ -81,8 +81,7 @@ def _gate_inputs(model_dir: Path):
 
     gate_path, metrics_path = model_dir / contract.GATE, model_dir / contract.METRICS
     gate = read_json(gate_path) if gate_path.is_file() else {}
-    cfg = GateConfig(**{k: v for k, v in gate.get("config", {}).items()
-                        if k in GateConfig.__dataclass_fields__})
+    cfg = GateConfig.from_record(gate)
     champion = read_json(metrics_path).get("champion") if metrics_path.is_file() else None
     return cfg, champion
 
